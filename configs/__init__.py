@@ -1,0 +1,1 @@
+"""The preset configurations (this folder ships inside the package as mlpcli.presets)."""

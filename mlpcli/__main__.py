@@ -1,0 +1,3 @@
+from mlpcli.cli import main
+
+main()

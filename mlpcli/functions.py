@@ -1,0 +1,212 @@
+"""Activations, output layers and costs, each registered once by name.
+
+Three tables are the only place names are looked up (scikit-learn's ``ACTIVATIONS`` /
+``DERIVATIVES`` idea):
+
+* ``HIDDEN``  — hidden-layer activations g, each an elementwise value ``fn(Z)`` and a
+  derivative ``derivative(A)`` written in terms of the layer's OUTPUT A = g(Z)
+  (σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0]), so backprop needs only stored activations.
+* ``OUTPUTS`` — output-layer functions, each a value ``fn(Z)`` and a vector-Jacobian product
+  ``vjp(A, G) = Δ`` that maps G = ∂J/∂A to Δ = ∂J/∂Z.  Softmax mixes its inputs, so it has no
+  elementwise derivative: its vjp is A ⊙ (G − Σ_j G_j A_j).
+* ``COSTS``   — per-example costs c(a, y) (one value per row) and their gradients ∂c/∂a.
+
+Valid (output, cost) pairs are listed in ``VALID_PAIRS``; two of them have an output error
+that simplifies analytically (and stably) to Δ[L] = (A[L] − Y)/m — see ``output_delta``.
+
+Every function works on float32 and float64 arrays without changing their dtype, never
+overflows for |z| up to 1e4, and never takes log(0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from mlpcli.errors import ConfigError
+
+Array = np.ndarray
+
+LEAKY_RELU_SLOPE = 0.01
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A hidden-layer activation g: ``fn(Z) = g(Z)``; ``derivative(A) = g'(Z)`` from A = g(Z)."""
+
+    name: str
+    fn: Callable[[Array], Array]
+    derivative: Callable[[Array], Array]
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output layer: ``fn(Z) = A[L]``; ``vjp(A, G)`` = ∂J/∂Z[L] given G = ∂J/∂A[L]."""
+
+    name: str
+    fn: Callable[[Array], Array]
+    vjp: Callable[[Array, Array], Array]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A per-example cost: ``fn(A, Y)`` has shape (m,); ``gradient(A, Y)`` = ∂c/∂a, shape (m, n_L)."""
+
+    name: str
+    fn: Callable[[Array, Array], Array]
+    gradient: Callable[[Array, Array], Array]
+
+
+# --- elementwise functions ----------------------------------------------------------------
+
+
+def sigmoid(Z: Array) -> Array:
+    # σ(z) = ½(1 + tanh(z/2)): never overflows (exp(−z) would for z < −88 in float32)
+    # and float32 tanh is much faster than float32 exp on saturated inputs.
+    return 0.5 * (1.0 + np.tanh(0.5 * Z))
+
+
+def relu(Z: Array) -> Array:
+    return np.maximum(Z, 0)
+
+
+def leaky_relu(Z: Array) -> Array:
+    return np.where(Z > 0, Z, LEAKY_RELU_SLOPE * Z).astype(Z.dtype, copy=False)
+
+
+def identity(Z: Array) -> Array:
+    return Z
+
+
+def softmax(Z: Array) -> Array:
+    # Shifting each row by its maximum changes nothing mathematically and keeps exp ≤ 1.
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def _ones_like(A: Array) -> Array:
+    return np.ones_like(A)
+
+
+HIDDEN: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("sigmoid", sigmoid, lambda A: A * (1 - A)),  # σ' = σ(1 − σ)
+        Activation("tanh", np.tanh, lambda A: 1 - A * A),  # tanh' = 1 − tanh²
+        Activation("relu", relu, lambda A: (A > 0).astype(A.dtype)),  # relu' = [z > 0]
+        Activation(
+            "leaky_relu",
+            leaky_relu,
+            # a > 0 exactly when z > 0, so the output decides the slope
+            lambda A: np.where(A > 0, 1, LEAKY_RELU_SLOPE).astype(A.dtype),
+        ),
+        Activation("identity", identity, _ones_like),
+    )
+}
+
+OUTPUTS: dict[str, Output] = {
+    o.name: o
+    for o in (
+        Output("sigmoid", sigmoid, lambda A, G: G * A * (1 - A)),
+        # softmax: ∂a_j/∂z_i = a_j(δ_ij − a_i)  ⇒  Δ_i = a_i (G_i − Σ_j G_j a_j)
+        Output("softmax", softmax, lambda A, G: A * (G - (G * A).sum(axis=1, keepdims=True))),
+        Output("identity", identity, lambda A, G: G),
+    )
+}
+
+
+def _clip_probability(A: Array) -> Array:
+    # Keep log() finite: probabilities that rounded to exactly 0 or 1 are nudged inside.
+    eps = np.finfo(A.dtype).eps
+    return np.clip(A, eps, 1 - eps)
+
+
+COSTS: dict[str, Cost] = {
+    c.name: c
+    for c in (
+        # seed 000: c = Σ_j (y_j − a_j)², no ½, so ∂c/∂a = 2(a − y)
+        Cost("quadratic", lambda A, Y: ((Y - A) ** 2).sum(axis=1), lambda A, Y: 2 * (A - Y)),
+        # c = −Σ_j [y ln a + (1 − y) ln(1 − a)]
+        Cost(
+            "cross_entropy",
+            lambda A, Y: -(
+                Y * np.log(_clip_probability(A)) + (1 - Y) * np.log(1 - _clip_probability(A))
+            ).sum(axis=1),
+            lambda A, Y: (A - Y) / (_clip_probability(A) * (1 - _clip_probability(A))),
+        ),
+        # c = −ln a_y  (Y one-hot, so −Σ_j y_j ln a_j)
+        Cost(
+            "log_likelihood",
+            lambda A, Y: -(Y * np.log(_clip_probability(A))).sum(axis=1),
+            lambda A, Y: -Y / _clip_probability(A),
+        ),
+    )
+}
+
+# (output, cost) pairs that make sense; any other pair is a configuration error.
+VALID_PAIRS: tuple[tuple[str, str], ...] = (
+    ("sigmoid", "quadratic"),
+    ("softmax", "quadratic"),
+    ("identity", "quadratic"),
+    ("sigmoid", "cross_entropy"),
+    ("softmax", "log_likelihood"),
+)
+
+# Pairs whose output error simplifies to Δ[L] = (A − Y)/m: the σ'(z) or softmax Jacobian
+# cancels against the cost's denominator (Nielsen ch. 3), which is also the stable form.
+SIMPLIFIED_DELTA: frozenset[tuple[str, str]] = frozenset(
+    {("sigmoid", "cross_entropy"), ("softmax", "log_likelihood")}
+)
+
+
+def _lookup(table: dict, name: str, what: str):
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(table)
+        raise ConfigError(f"unknown {what} {name!r}", f"choose one of: {valid}") from None
+
+
+def hidden(name: str) -> Activation:
+    return _lookup(HIDDEN, name, "activation")
+
+
+def output(name: str) -> Output:
+    return _lookup(OUTPUTS, name, "output layer")
+
+
+def cost(name: str) -> Cost:
+    return _lookup(COSTS, name, "cost")
+
+
+def check_pair(output_name: str, cost_name: str) -> None:
+    """Raise ConfigError unless (output, cost) is a valid pair; the message lists them all."""
+    output(output_name)
+    cost(cost_name)
+    if (output_name, cost_name) not in VALID_PAIRS:
+        valid = ", ".join(f"{o}+{c}" for o, c in VALID_PAIRS)
+        raise ConfigError(
+            f"output {output_name!r} cannot be trained with cost {cost_name!r}",
+            f"valid (output+cost) pairs: {valid}",
+        )
+
+
+def output_delta(output_name: str, cost_name: str, A: Array, Y: Array) -> Array:
+    """Δ[L] = ∂J/∂Z[L] for J = (1/m) Σ_rows c(a, y)  (seed 001/002 eq. (1), corrected).
+
+    The 1/m of the batch mean lives here, once; backprop never divides by m again.
+    """
+    m = A.shape[0]
+    if (output_name, cost_name) in SIMPLIFIED_DELTA:
+        return (A - Y) / np.asarray(m, dtype=A.dtype)
+    G = COSTS[cost_name].gradient(A, Y) / np.asarray(m, dtype=A.dtype)  # ∂J/∂A[L]
+    return OUTPUTS[output_name].vjp(A, G)
+
+
+def one_hot(labels: Array, n_classes: int = 10, dtype=np.float32) -> Array:
+    """Targets Y (m, n_classes) with a single 1 per row."""
+    Y = np.zeros((len(labels), n_classes), dtype=dtype)
+    Y[np.arange(len(labels)), labels] = 1
+    return Y

@@ -1,0 +1,184 @@
+"""A multilayer perceptron and its backpropagation, written as the seeds' equations.
+
+Notation (seed 001, transposed to row-major batches as IDX stores them):
+
+* Layers are numbered 0..L. Layer 0 is the input; layers 1..L have parameters.
+  ``W[l]`` has shape (n_l, n_{l-1}) — W[l][j, k] is the weight TO neuron j of layer l FROM
+  neuron k of layer l−1 (seed 000's w_kj is the transpose). ``b[l]`` has shape (n_l,).
+  Index 0 of ``W`` and ``b`` is ``None`` so that the code's l is the seeds' l.
+* A batch X is a matrix of shape (m, n_0), one example per row; targets Y are (m, n_L).
+* Forward (seed 001 forward equations, row form):
+      Z[l] = A[l-1] @ W[l].T + b[l]          shape (m, n_l)
+      A[l] = g_l(Z[l])                       g_l: hidden activation for l < L, output for l = L
+* Cost:  J = (1/m) Σ_i c(a_i, y_i)  +  (λ / 2n) Σ_l ‖W[l]‖²
+  with n the number of training examples (not the batch size m); biases are not regularized.
+* Backward (seed 001's boxed equations / seed 002 eqs. (1)–(3), typos corrected):
+      Δ[L]   = ∂J/∂Z[L] = vjp_output(A[L], ∂J/∂A[L])              (eq. 1; carries the 1/m)
+      ∂J/∂W[l] = Δ[l].T @ A[l-1] + (λ/n) W[l]                      (eq. 3, + L2 term)
+      ∂J/∂b[l] = Σ_rows Δ[l]                                       (eq. 3)
+      Δ[l-1] = (Δ[l] @ W[l]) ⊙ g'_{l-1}(Z[l-1])                     (eq. 2, l > 1)
+  Because J is the batch MEAN, Δ already contains 1/m; it is never divided by m again.
+
+Inputs are scaled to [0, 1] by ``scale01`` — the one preprocessing function every command
+uses — and checkpoints record it as ``PREPROCESS``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from mlpcli import functions as F
+from mlpcli.errors import ConfigError
+
+PREPROCESS = "scale01"
+INITS = ("normal", "nielsen", "xavier", "he")
+
+
+def scale01(X: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
+    """Pixels (uint8, 0..255) → floats in [0, 1]. The only input preprocessing there is."""
+    return np.multiply(X, np.asarray(1 / 255, dtype=dtype), out=out, dtype=dtype)
+
+
+def hidden_activations(activation: str | Sequence[str], n_hidden: int) -> list[str]:
+    """One name for all hidden layers, or one per hidden layer (seed 001's g^[l])."""
+    names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+    if len(names) != n_hidden:
+        raise ConfigError(
+            f"model.activation lists {len(names)} activations for {n_hidden} hidden layers",
+            "give one name for all hidden layers, or exactly one per hidden layer",
+        )
+    for name in names:
+        F.hidden(name)
+    return names
+
+
+class Network:
+    """Parameters W[1..L], b[1..L] and the functions of each layer.
+
+    ``activations`` holds the hidden layers' names (index l−1 for layer l < L);
+    ``output`` and ``cost`` name the output layer and the per-example cost.
+    """
+
+    def __init__(self, W, b, activations, output, cost):
+        self.W = list(W)
+        self.b = list(b)
+        self.L = len(self.W) - 1
+        self.activations = hidden_activations(activations, self.L - 1)
+        F.check_pair(output, cost)
+        self.output, self.cost = output, cost
+        self.g = [None] + [F.hidden(a) for a in self.activations]  # g[l] for 1 ≤ l < L
+        self.layers = [self.W[1].shape[1]] + [w.shape[0] for w in self.W[1:]]
+
+    @property
+    def dtype(self):
+        return self.W[1].dtype
+
+    @classmethod
+    def create(
+        cls,
+        layers: Sequence[int],
+        activation: str | Sequence[str] = "relu",
+        output: str = "softmax",
+        cost: str = "log_likelihood",
+        init: str = "he",
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+    ) -> "Network":
+        """A freshly initialized network. Weights are drawn in float64, then cast, so a float32
+        and a float64 network made from the same seed hold the same numbers.
+
+        init: normal — W, b ~ N(0, 1) (seed 000 / Nielsen ch. 1);
+              nielsen — W ~ N(0, 1/n_{l-1}), b ~ N(0, 1) (Nielsen ch. 3);
+              xavier — W ~ N(0, 2/(n_{l-1} + n_l)), b = 0;  he — W ~ N(0, 2/n_{l-1}), b = 0.
+        """
+        if init not in INITS:
+            raise ConfigError(f"unknown init {init!r}", f"choose one of: {', '.join(INITS)}")
+        if len(layers) < 2:
+            raise ConfigError("model.layers needs at least an input and an output size")
+        rng = rng if rng is not None else np.random.default_rng(0)
+        W, b = [None], [None]
+        for n_in, n_out in zip(layers[:-1], layers[1:]):
+            std = {
+                "normal": 1.0,
+                "nielsen": 1 / np.sqrt(n_in),
+                "xavier": np.sqrt(2 / (n_in + n_out)),
+                "he": np.sqrt(2 / n_in),
+            }[init]
+            W.append((rng.standard_normal((n_out, n_in)) * std).astype(dtype))
+            if init in ("normal", "nielsen"):
+                b.append(rng.standard_normal(n_out).astype(dtype))
+            else:
+                b.append(np.zeros(n_out, dtype=dtype))
+        return cls(W, b, activation, output, cost)
+
+    # --- forward --------------------------------------------------------------------------
+
+    def forward(self, X: np.ndarray) -> tuple[list, list]:
+        """Z[l], A[l] for every layer (A[0] = X; Z[0] is None), X of shape (m, n_0)."""
+        Z, A = [None], [X]
+        for l in range(1, self.L + 1):
+            Z.append(A[l - 1] @ self.W[l].T + self.b[l])  # z[l] = W[l] a[l-1] + b[l]
+            g = F.OUTPUTS[self.output] if l == self.L else self.g[l]
+            A.append(g.fn(Z[l]))  # a[l] = g_l(z[l])
+        return Z, A
+
+    def predict_proba(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """A[L] for X (already scaled), computed in batches so memory stays flat."""
+        out = np.empty((X.shape[0], self.layers[-1]), dtype=self.dtype)
+        for start in range(0, X.shape[0], batch_size):
+            out[start : start + batch_size] = self.forward(X[start : start + batch_size])[1][-1]
+        return out
+
+    def predict(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Predicted class per row: argmax_j a[L]_j."""
+        return self.predict_proba(X, batch_size).argmax(axis=1)
+
+    # --- cost -----------------------------------------------------------------------------
+
+    def data_cost(self, AL: np.ndarray, Y: np.ndarray) -> float:
+        """(1/m) Σ_i c(a_i, y_i): the batch-mean cost without the L2 term."""
+        return float(F.COSTS[self.cost].fn(AL, Y).mean(dtype=np.float64))
+
+    def l2_penalty(self, lam: float, n: int) -> float:
+        """(λ / 2n) Σ_l ‖W[l]‖², n = number of training examples."""
+        if lam == 0:
+            return 0.0
+        return lam / (2 * n) * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in self.W[1:])
+
+    def objective(self, X: np.ndarray, Y: np.ndarray, lam: float = 0.0, n: int = 1) -> float:
+        """J = data cost + L2 term, the function ``backward`` differentiates."""
+        return self.data_cost(self.forward(X)[1][-1], Y) + self.l2_penalty(lam, n)
+
+    # --- backward -------------------------------------------------------------------------
+
+    def backward(self, Z: list, A: list, Y: np.ndarray, lam: float = 0.0, n: int = 1):
+        """∂J/∂W[l] and ∂J/∂b[l] for l = 1..L (index 0 is None), from ``forward``'s Z and A."""
+        L, W = self.L, self.W
+        dW, db = [None] * (L + 1), [None] * (L + 1)
+        decay = np.asarray(lam / n, dtype=self.dtype)
+        delta = F.output_delta(self.output, self.cost, A[L], Y)  # Δ[L] = ∂J/∂Z[L]   (eq. 1)
+        for l in range(L, 0, -1):
+            dW[l] = delta.T @ A[l - 1]  # ∂J/∂W[l] = Δ[l]ᵀ A[l-1]   (eq. 3)
+            if lam:
+                dW[l] += decay * W[l]  # + (λ/n) W[l]   (L2, seed 001; n = training-set size)
+            db[l] = delta.sum(axis=0)  # ∂J/∂b[l] = Σ_rows Δ[l]   (eq. 3)
+            if l > 1:
+                # Δ[l-1] = (Δ[l] W[l]) ⊙ g'_{l-1}(z[l-1])   (eq. 2: W^{l+1}, σ' — not σ)
+                delta = (delta @ W[l]) * self.g[l - 1].derivative(A[l - 1])
+        return dW, db
+
+    def gradients(self, X: np.ndarray, Y: np.ndarray, lam: float = 0.0, n: int = 1):
+        """``backward(*forward(X), Y, lam, n)``."""
+        Z, A = self.forward(X)
+        return self.backward(Z, A, Y, lam, n)
+
+    # --- parameters as named arrays (checkpoints) -------------------------------------------
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """{'W1': …, 'b1': …, …, 'WL': …, 'bL': …} — the names checkpoints use."""
+        params = {}
+        for l in range(1, self.L + 1):
+            params[f"W{l}"], params[f"b{l}"] = self.W[l], self.b[l]
+        return params
