@@ -18,6 +18,13 @@ Notation (seed 001, transposed to row-major batches as IDX stores them):
       ∂J/∂b[l] = Σ_rows Δ[l]                                       (eq. 3)
       Δ[l-1] = (Δ[l] @ W[l]) ⊙ g'_{l-1}(Z[l-1])                     (eq. 2, l > 1)
   Because J is the batch MEAN, Δ already contains 1/m; it is never divided by m again.
+* Dropout (training only; inverted dropout, Srivastava et al. 2014): a hidden layer's output
+  is multiplied by a mask M[l] whose entries are 1/p (kept, probability p = 1 − rate) or 0,
+  so the expected activation is unchanged and evaluation needs no rescaling:
+      A[l] = g_l(Z[l]) ⊙ M[l]
+      Δ[l-1] = (Δ[l] @ W[l]) ⊙ M[l-1] ⊙ g'_{l-1}(Z[l-1])
+  g' is written in terms of the layer output, so it is taken from the UNMASKED g(Z[l-1]):
+  σ'(z) = σ(1 − σ) is not (σ m)(1 − σ m).
 
 Inputs are scaled to [0, 1] by ``scale01`` — the one preprocessing function every command
 uses — and checkpoints record it as ``PREPROCESS``.
@@ -52,6 +59,41 @@ def hidden_activations(activation: str | Sequence[str], n_hidden: int) -> list[s
     for name in names:
         F.hidden(name)
     return names
+
+
+def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float]:
+    """One dropout rate for all hidden layers, or one per hidden layer; each in [0, 1)."""
+    rates = [dropout] * n_hidden if isinstance(dropout, (int, float)) else list(dropout)
+    if len(rates) != n_hidden:
+        raise ConfigError(
+            f"model.dropout lists {len(rates)} rates for {n_hidden} hidden layers",
+            "give one rate for all hidden layers, or exactly one per hidden layer",
+        )
+    for rate in rates:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ConfigError(
+                f"model.dropout rate {rate!r} is not a number in [0, 1)",
+                "use 0 for no dropout, e.g. 0.2 to drop a fifth of each hidden layer's units",
+            )
+    return [float(rate) for rate in rates]
+
+
+def dropout_masks(
+    layers: Sequence[int], rates: Sequence[float], m: int, rng: np.random.Generator, dtype
+) -> list | None:
+    """Inverted-dropout masks for one batch of m examples: ``masks[l]`` (m, n_l) for each hidden
+    layer l with a rate > 0 holds 1/p where a unit is kept (probability p = 1 − rate) and 0
+    where it is dropped, so E[a ⊙ m] = a. Index 0, the output layer and rate-0 layers are None.
+    Returns None when no layer drops anything (and then draws nothing from ``rng``)."""
+    if not any(rates):
+        return None
+    masks = [None] * len(layers)
+    for l, rate in enumerate(rates, start=1):
+        if rate:
+            keep = 1.0 - rate
+            kept = rng.random((m, layers[l]), dtype=dtype) < keep
+            masks[l] = kept.astype(dtype) * np.asarray(1 / keep, dtype=dtype)
+    return masks
 
 
 class Network:
@@ -115,13 +157,20 @@ class Network:
 
     # --- forward --------------------------------------------------------------------------
 
-    def forward(self, X: np.ndarray) -> tuple[list, list]:
-        """Z[l], A[l] for every layer (A[0] = X; Z[0] is None), X of shape (m, n_0)."""
+    def forward(self, X: np.ndarray, masks: list | None = None) -> tuple[list, list]:
+        """Z[l], A[l] for every layer (A[0] = X; Z[0] is None), X of shape (m, n_0).
+
+        ``masks`` (training with dropout only; see ``dropout_masks``): A[l] = g_l(Z[l]) ⊙ M[l]
+        for each hidden layer whose ``masks[l]`` is not None.
+        """
         Z, A = [None], [X]
         for l in range(1, self.L + 1):
             Z.append(A[l - 1] @ self.W[l].T + self.b[l])  # z[l] = W[l] a[l-1] + b[l]
             g = F.OUTPUTS[self.output] if l == self.L else self.g[l]
-            A.append(g.fn(Z[l]))  # a[l] = g_l(z[l])
+            a = g.fn(Z[l])  # a[l] = g_l(z[l])
+            if masks is not None and masks[l] is not None:
+                a = a * masks[l]  # a[l] ⊙ m[l]   (inverted dropout; g.fn may return Z itself)
+            A.append(a)
         return Z, A
 
     def predict_proba(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -147,14 +196,19 @@ class Network:
             return 0.0
         return lam / (2 * n) * sum(float(np.sum(w.astype(np.float64) ** 2)) for w in self.W[1:])
 
-    def objective(self, X: np.ndarray, Y: np.ndarray, lam: float = 0.0, n: int = 1) -> float:
-        """J = data cost + L2 term, the function ``backward`` differentiates."""
-        return self.data_cost(self.forward(X)[1][-1], Y) + self.l2_penalty(lam, n)
+    def objective(
+        self, X: np.ndarray, Y: np.ndarray, lam: float = 0.0, n: int = 1, masks: list | None = None
+    ) -> float:
+        """J = data cost + L2 term, the function ``backward`` differentiates (for fixed masks)."""
+        return self.data_cost(self.forward(X, masks)[1][-1], Y) + self.l2_penalty(lam, n)
 
     # --- backward -------------------------------------------------------------------------
 
-    def backward(self, Z: list, A: list, Y: np.ndarray, lam: float = 0.0, n: int = 1):
-        """∂J/∂W[l] and ∂J/∂b[l] for l = 1..L (index 0 is None), from ``forward``'s Z and A."""
+    def backward(
+        self, Z: list, A: list, Y: np.ndarray, lam: float = 0.0, n: int = 1, masks=None
+    ):
+        """∂J/∂W[l] and ∂J/∂b[l] for l = 1..L (index 0 is None), from ``forward``'s Z and A
+        (and the same dropout ``masks`` that forward was given)."""
         L, W = self.L, self.W
         dW, db = [None] * (L + 1), [None] * (L + 1)
         decay = np.asarray(lam / n, dtype=self.dtype)
@@ -166,13 +220,21 @@ class Network:
             db[l] = delta.sum(axis=0)  # ∂J/∂b[l] = Σ_rows Δ[l]   (eq. 3)
             if l > 1:
                 # Δ[l-1] = (Δ[l] W[l]) ⊙ g'_{l-1}(z[l-1])   (eq. 2: W^{l+1}, σ' — not σ)
-                delta = (delta @ W[l]) * self.g[l - 1].derivative(A[l - 1])
+                M = masks[l - 1] if masks is not None else None
+                if M is None:
+                    delta = (delta @ W[l]) * self.g[l - 1].derivative(A[l - 1])
+                else:
+                    # dropout: A[l-1] = g(z) ⊙ M, so Δ passes through M and g' needs g(z) itself
+                    g = self.g[l - 1]
+                    delta = (delta @ W[l]) * M * g.derivative(g.fn(Z[l - 1]))
         return dW, db
 
-    def gradients(self, X: np.ndarray, Y: np.ndarray, lam: float = 0.0, n: int = 1):
-        """``backward(*forward(X), Y, lam, n)``."""
-        Z, A = self.forward(X)
-        return self.backward(Z, A, Y, lam, n)
+    def gradients(
+        self, X: np.ndarray, Y: np.ndarray, lam: float = 0.0, n: int = 1, masks: list | None = None
+    ):
+        """``backward(*forward(X, masks), Y, lam, n, masks)``."""
+        Z, A = self.forward(X, masks)
+        return self.backward(Z, A, Y, lam, n, masks)
 
     # --- parameters as named arrays (checkpoints) -------------------------------------------
 
