@@ -1,0 +1,244 @@
+"""Pictures of a run: learning curves, confusion matrix, most confident mistakes.
+
+matplotlib is an optional extra (``pip install 'mlpcli[plot]'``). It is imported inside the
+functions that draw, with the headless Agg backend, so the core install never needs it and a
+missing install is one clear error. Each ``*_figure`` function returns the matplotlib Figure
+(tests inspect it); ``save_figure`` writes a PNG atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mlpcli.errors import CheckpointError
+from mlpcli.predict import SIDE, as_probabilities, require
+
+DPI = 100
+CURVES_SIZE = (11.0, 4.2)  # inches: 1100×420 pixels at DPI
+CONFUSION_SIZE = (7.5, 6.5)
+MISTAKES_COLUMNS = 6
+MISTAKES_CELL = (1.7, 1.95)  # inches per image, title included
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or a one-line error saying what to install."""
+    matplotlib = require("matplotlib", "plotting")
+    matplotlib.use("Agg")
+    return require("matplotlib.pyplot", "plotting")
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` as PNG to ``path`` via a temp file + ``os.replace``: never half a file."""
+    plt = pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=DPI)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+# --- learning curves ---------------------------------------------------------------------------
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The per-epoch records of a run folder's ``metrics.jsonl`` (or of that file itself).
+
+    A resumed run appends to the file; if an epoch appears twice, the later record wins.
+    """
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    if not path.is_file():
+        where = path.parent if path.name == "metrics.jsonl" else path
+        raise CheckpointError(
+            f"{where} is not a run folder: {path.name} not found", "give a folder that `mlpcli train` wrote"
+        )
+    records: dict[int, dict] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"cannot read {path}: {error}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            epoch = int(record["epoch"])
+        except (ValueError, KeyError, TypeError):
+            raise CheckpointError(
+                f"{path}, line {number}: not a metrics record", "each line must be a JSON object with an 'epoch'"
+            ) from None
+        records[epoch] = record
+    if not records:
+        raise CheckpointError(f"{path} holds no epochs yet", "plot after at least one epoch has finished")
+    return [records[e] for e in sorted(records)]
+
+
+def _series(records: list[dict], key: str) -> np.ndarray:
+    values = [r.get(key) for r in records]
+    return np.array([np.nan if v is None else float(v) for v in values])
+
+
+def best_epoch(records: list[dict]) -> int | None:
+    """The epoch with the highest validation accuracy (the first, on ties) — best.npz's epoch."""
+    acc = _series(records, "val_accuracy")
+    if np.all(np.isnan(acc)):
+        return None
+    return int(records[int(np.nanargmax(acc))]["epoch"])
+
+
+def curves_figure(records: list[dict], title: str | None = None):
+    """Loss and accuracy per epoch, train and validation, with the best epoch marked."""
+    plt = pyplot()
+    epochs = np.array([int(r["epoch"]) for r in records])
+    best = best_epoch(records)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=CURVES_SIZE, dpi=DPI, layout="constrained")
+    for ax, key, label, scale in (
+        (ax_loss, "loss", "loss (data cost, no L2 term)", 1.0),
+        (ax_acc, "accuracy", "accuracy (%)", 100.0),
+    ):
+        for split, name in (("train", "train"), ("val", "validation")):
+            values = _series(records, f"{split}_{key}") * scale
+            if not np.all(np.isnan(values)):
+                ax.plot(epochs, values, marker="o", markersize=3, label=name)
+        if best is not None:
+            i = int(np.flatnonzero(epochs == best)[0])
+            val = _series(records, f"val_{key}")[i] * scale
+            ax.axvline(best, color="0.5", linestyle="--", linewidth=1)
+            text = f"best epoch {best}: {val:.2f}%" if key == "accuracy" else f"best epoch {best}: {val:.4f}"
+            ax.plot([best], [val], linestyle="none", marker="*", markersize=14, color="tab:red", label=text)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(f"{key.capitalize()} per epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best")
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Draw ``run_dir/metrics.jsonl`` to ``out`` (default ``run_dir/curves.png``)."""
+    records = read_metrics(run_dir)
+    run_dir = Path(run_dir)
+    folder = run_dir if run_dir.is_dir() else run_dir.parent
+    out = Path(out) if out is not None else folder / "curves.png"
+    return save_figure(curves_figure(records, title=f"Learning curves — {folder.resolve().name}"), out)
+
+
+# --- confusion matrix and mistakes ------------------------------------------------------------
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 10) -> np.ndarray:
+    """counts[i, j] = examples of true class i predicted as j (rows = true class)."""
+    counts = np.zeros((n, n), dtype=np.int64)
+    np.add.at(counts, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    return counts
+
+
+def confusion_figure(counts: np.ndarray, class_names: Sequence[str], title: str = "Confusion matrix"):
+    """A heatmap colored by the fraction of each true class, every cell labeled with its count."""
+    plt = pyplot()
+    counts = np.asarray(counts)
+    n = counts.shape[0]
+    totals = counts.sum(axis=1, keepdims=True)
+    fraction = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    fig, ax = plt.subplots(figsize=CONFUSION_SIZE, dpi=DPI, layout="constrained")
+    image = ax.imshow(fraction, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            color = "white" if fraction[i, j] > 0.5 else "black"
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="fraction of the true class", shrink=0.85)
+    return fig
+
+
+def most_confident_mistakes(y_true: np.ndarray, probs: np.ndarray, n: int) -> np.ndarray:
+    """Indices of up to n wrong predictions, the most confident first."""
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != np.asarray(y_true))
+    confidence = probs[wrong, pred[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")[:n]]
+
+
+def mistakes_figure(
+    X_uint8: np.ndarray,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    n: int = 24,
+    title: str = "Most confident mistakes",
+):
+    """A grid of the n most confident wrong predictions, each titled "true → predicted (p)"."""
+    plt = pyplot()
+    probs = np.asarray(probs)
+    chosen = most_confident_mistakes(y_true, probs, n)
+    cols = MISTAKES_COLUMNS
+    rows = max(1, math.ceil(len(chosen) / cols))
+    size = (cols * MISTAKES_CELL[0], rows * MISTAKES_CELL[1] + 0.5)
+    fig, axes = plt.subplots(rows, cols, figsize=size, dpi=DPI, layout="constrained", squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, chosen):
+        pred = int(probs[i].argmax())
+        ax.imshow(np.asarray(X_uint8[i]).reshape(SIDE, SIDE), cmap="gray_r", vmin=0, vmax=255)
+        ax.set_title(f"{class_names[int(y_true[i])]} → {class_names[pred]} ({probs[i, pred]:.2f})", fontsize=8)
+    if len(chosen) == 0:
+        axes.flat[0].text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=14)
+    fig.suptitle(f"{title} (true → predicted (p))")
+    return fig
+
+
+def eval_pictures(
+    out_dir: str | Path,
+    X_uint8: np.ndarray,
+    y_true: np.ndarray,
+    outputs: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    output: str = "softmax",
+    split: str = "test",
+    n_mistakes: int = 24,
+) -> list[Path]:
+    """Write ``out_dir/confusion.png`` and ``out_dir/mistakes.png`` for one evaluated split.
+
+    ``outputs`` are the network's A[L] rows for ``X_uint8`` (``output`` names the output layer:
+    non-softmax outputs are normalized into scores that sum to 1).
+    """
+    pyplot()  # fail on a missing extra before any work
+    probs = as_probabilities(outputs, output)
+    y_true = np.asarray(y_true)
+    counts = confusion_matrix(y_true, probs.argmax(axis=1), len(class_names))
+    accuracy = np.trace(counts) / max(1, counts.sum())
+    out_dir = Path(out_dir)
+    confusion = confusion_figure(
+        counts, class_names, f"Confusion matrix — {split} set, accuracy {accuracy:.2%} (n={counts.sum()})"
+    )
+    mistakes = mistakes_figure(
+        X_uint8, y_true, probs, class_names, n_mistakes, title=f"Most confident mistakes — {split} set"
+    )
+    return [save_figure(confusion, out_dir / "confusion.png"), save_figure(mistakes, out_dir / "mistakes.png")]

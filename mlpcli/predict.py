@@ -1,0 +1,300 @@
+"""Classify your own images: decode, turn into an MNIST-format 28×28 uint8 image, predict.
+
+The pipeline for an image file:
+
+1. decode with Pillow (the optional ``plot`` extra), apply the EXIF rotation, flatten any
+   transparency, convert to grayscale;
+2. ``to_ink``: MNIST-format data is light ink on a black background, so an image whose
+   background (the median of its border) is light is inverted;
+3. ``preprocess``:
+   * ``digits`` — how MNIST and KMNIST were made: crop to the ink's bounding box, scale so the
+     longer side is 20 pixels (aspect ratio kept, anti-aliased), and paste into a 28×28 frame
+     so that the ink's center of mass sits at the center;
+   * ``none`` — just resize to 28×28 (Fashion-MNIST items fill the frame);
+   * ``auto`` — ``none`` for a Fashion-MNIST checkpoint, ``digits`` otherwise;
+4. ``network.scale01`` — the one input scaling every command uses — and ``predict_proba``.
+
+Everything after decoding is plain NumPy, so it works on arrays without Pillow, and
+``block_art`` draws a 28×28 image in the terminal with no extra at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mlpcli.errors import ConfigError, DataError, MlpcliError
+from mlpcli.network import Network, scale01
+
+PREPROCESS_MODES = ("auto", "digits", "none")
+SIDE = 28  # MNIST-format images are 28×28
+BOX = 20  # digits are scaled to fit a 20×20 box inside the 28×28 frame
+MAX_SIDE = 1024  # larger images are shrunk first: 28 output pixels need no more
+PLOT_EXTRA_HINT = "install it with: pip install 'mlpcli[plot]'"
+
+
+class MissingExtraError(MlpcliError):
+    """An optional dependency (matplotlib, Pillow) is not installed."""
+
+
+def require(module: str, purpose: str):
+    """Import an optional module, or fail with one line saying what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        name = {"PIL": "Pillow"}.get(top, top)
+        raise MissingExtraError(f"{purpose} needs {name}, which is not installed", PLOT_EXTRA_HINT) from None
+
+
+# --- decoding (Pillow) ------------------------------------------------------------------------
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """A 2-D uint8 grayscale array from an image file (PNG, JPEG, BMP, GIF, TIFF, …).
+
+    Transparent pixels are flattened onto a background that contrasts with the ink, so a
+    drawing exported with a transparent background still has one.
+    """
+    Image = require("PIL.Image", "reading images")
+    ImageOps = require("PIL.ImageOps", "reading images")
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not an image", "give the path of an image file")
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            img.load()
+            if max(img.size) > MAX_SIDE:
+                img.thumbnail((MAX_SIDE, MAX_SIDE))
+            gray = _flatten_to_gray(img, Image)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file", "check the path") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied", "check the file's permissions") from None
+    except Image.UnidentifiedImageError:
+        raise DataError(
+            f"{path} is not an image Pillow can read", "give a PNG, JPEG, BMP, GIF or TIFF file"
+        ) from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise DataError(f"{path}: cannot decode the image ({error})", "check that the file is a complete image") from None
+    return gray
+
+
+def _flatten_to_gray(img, Image) -> np.ndarray:
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float64)
+        alpha = rgba[..., 3:] / 255.0
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])  # ITU-R 601-2 luma, as Pillow's "L"
+        opaque = alpha[..., 0] > 0.5
+        # Dark ink on a transparent background goes onto white; light ink onto black.
+        background = 255.0 if not opaque.any() or gray[opaque].mean() < 128 else 0.0
+        return np.clip(gray * alpha[..., 0] + background * (1 - alpha[..., 0]), 0, 255).round().astype(np.uint8)
+    return np.asarray(img.convert("L"), dtype=np.uint8)
+
+
+# --- preprocessing (NumPy only) -----------------------------------------------------------------
+
+
+def to_ink(gray: np.ndarray) -> np.ndarray:
+    """Light ink on a dark background, as floats 0..255: invert when the border is light."""
+    gray = np.asarray(gray, dtype=np.float64)
+    if gray.ndim != 2 or min(gray.shape) < 1:
+        raise DataError(f"expected a 2-D grayscale image, got shape {gray.shape}")
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return 255.0 - gray if np.median(border) > 127.5 else gray
+
+
+def _resample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights of a triangle (bilinear) filter, widened when shrinking so that
+    every input pixel counts (anti-aliasing, as Pillow's BILINEAR resize does)."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    centers = (np.arange(n_out) + 0.5) * scale
+    x = np.arange(n_in) + 0.5
+    w = np.clip(1.0 - np.abs(x[None, :] - centers[:, None]) / support, 0.0, None)
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a 2-D float image to ``shape`` (rows, cols), anti-aliased."""
+    rows = _resample_matrix(img.shape[0], shape[0])
+    cols = _resample_matrix(img.shape[1], shape[1])
+    return rows @ img @ cols.T
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return np.clip(img, 0, 255).round().astype(np.uint8)
+
+
+def preprocess_none(ink: np.ndarray) -> np.ndarray:
+    """Resize the whole image to 28×28 (Fashion-MNIST style: the item fills the frame)."""
+    return _to_uint8(resize(np.asarray(ink, dtype=np.float64), (SIDE, SIDE)))
+
+
+def preprocess_digits(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
+    """MNIST's recipe: crop to the ink, fit into 20×20 keeping the aspect ratio, then place
+    in 28×28 with the center of mass at the center.
+
+    The background level (the border's median) is subtracted and the contrast stretched so
+    that the strongest ink is 255, as in the scanned originals. The bounding box holds the
+    pixels with at least ``threshold`` of that strongest ink.
+    """
+    ink = np.asarray(ink, dtype=np.float64)
+    border = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
+    ink = np.clip(ink - np.median(border), 0, None)
+    peak = ink.max()
+    if peak < 16:  # under 16 grey levels of contrast: nothing there worth scaling up
+        raise DataError("the image is blank: no ink found", "give a picture of one dark-on-light or light-on-dark item")
+    ink *= 255.0 / peak
+    rows = np.flatnonzero((ink >= threshold * 255).any(axis=1))
+    cols = np.flatnonzero((ink >= threshold * 255).any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    h2, w2 = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.clip(resize(crop, (h2, w2)), 0, 255)
+    # Integer shift that puts the center of mass at the frame's center (14, 14), kept inside.
+    mass = small.sum()
+    cy = (small.sum(axis=1) @ (np.arange(h2) + 0.5)) / mass
+    cx = (small.sum(axis=0) @ (np.arange(w2) + 0.5)) / mass
+    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h2))
+    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w2))
+    frame = np.zeros((SIDE, SIDE))
+    frame[top : top + h2, left : left + w2] = small
+    return _to_uint8(frame)
+
+
+def resolve_mode(mode: str, dataset: str | None) -> str:
+    """``auto`` → ``none`` for Fashion-MNIST (items fill the frame), ``digits`` otherwise."""
+    if mode not in PREPROCESS_MODES:
+        raise ConfigError(f"unknown preprocessing {mode!r}", f"choose one of: {', '.join(PREPROCESS_MODES)}")
+    if mode == "auto":
+        return "none" if dataset == "fashion-mnist" else "digits"
+    return mode
+
+
+def preprocess(gray: np.ndarray, mode: str = "digits") -> np.ndarray:
+    """A grayscale image (any size, either polarity) → MNIST-format uint8 pixels, shape (784,)."""
+    ink = to_ink(gray)
+    image = preprocess_digits(ink) if resolve_mode(mode, None) == "digits" else preprocess_none(ink)
+    return image.reshape(SIDE * SIDE)
+
+
+# --- prediction -----------------------------------------------------------------------------------
+
+
+def as_probabilities(outputs: np.ndarray, output: str) -> np.ndarray:
+    """Softmax outputs are probabilities already; other outputs (sigmoid, identity) are
+    clipped at 0 and normalized to sum to 1 — a ranking score, not a calibrated probability."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if output == "softmax":
+        return outputs
+    scores = np.clip(outputs, 0, None)
+    total = scores.sum(axis=-1, keepdims=True)
+    uniform = np.full_like(scores, 1.0 / scores.shape[-1])
+    return np.divide(scores, total, out=uniform, where=total > 0)
+
+
+def probabilities(network: Network, X_uint8: np.ndarray) -> np.ndarray:
+    """Class probabilities for MNIST-format uint8 rows, through ``scale01`` like everything."""
+    X = np.asarray(X_uint8).reshape(-1, SIDE * SIDE)
+    return as_probabilities(network.predict_proba(scale01(X, network.dtype)), network.output)
+
+
+@dataclass(frozen=True)
+class Guess:
+    label: int
+    name: str
+    probability: float
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "name": self.name, "probability": self.probability}
+
+
+def top_k(probs: np.ndarray, class_names: Sequence[str], k: int = 3) -> list[Guess]:
+    """The k most likely classes, most likely first (ties: lower label first)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [Guess(int(i), class_names[i], float(probs[i])) for i in order]
+
+
+def class_names_for(dataset: str | None, n: int = 10) -> tuple[str, ...]:
+    """The dataset's class names (KMNIST's romanized), or "0".."n-1" when unknown."""
+    try:
+        from mlpcli.data import CLASS_NAMES
+    except ImportError:  # pragma: no cover - the data module is part of the package
+        CLASS_NAMES = {}
+    names = tuple(CLASS_NAMES.get(dataset or "", ()))
+    return names if len(names) == n else tuple(str(i) for i in range(n))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    source: str  # the image path, or "test[N]"
+    pixels: np.ndarray  # the uint8 (784,) image the network saw
+    top: list[Guess]
+    true_label: int | None = None
+    true_name: str | None = None
+
+    def to_json(self) -> dict:
+        out = {"source": self.source, "top": [g.to_json() for g in self.top]}
+        if self.true_label is not None:
+            out["true"] = {"label": self.true_label, "name": self.true_name}
+        return out
+
+
+def predict_files(
+    network: Network,
+    paths: Sequence[str | Path],
+    class_names: Sequence[str],
+    mode: str = "digits",
+    k: int = 3,
+) -> list[Prediction]:
+    """Load, preprocess and classify each image file (``mode`` already resolved from auto)."""
+    pixels = []
+    for path in paths:
+        gray = load_image(path)
+        try:
+            pixels.append(preprocess(gray, mode))
+        except DataError as error:
+            raise DataError(f"{path}: {error.message}", error.hint) from None
+    if not pixels:
+        return []
+    probs = probabilities(network, np.stack(pixels))
+    return [
+        Prediction(str(path), px, top_k(p, class_names, k)) for path, px, p in zip(paths, pixels, probs)
+    ]
+
+
+def predict_index(
+    network: Network, X: np.ndarray, y: np.ndarray, index: int, class_names: Sequence[str], k: int = 3
+) -> Prediction:
+    """Classify test-set example ``index`` (negative counts from the end, as in Python)."""
+    n = len(X)
+    if not -n <= index < n:
+        raise ConfigError(f"--index {index} is out of range: the test set has {n} images", f"use 0..{n - 1}")
+    index %= n
+    probs = probabilities(network, X[index : index + 1])[0]
+    label = int(y[index])
+    return Prediction(f"test[{index}]", np.asarray(X[index]), top_k(probs, class_names, k), label, class_names[label])
+
+
+# --- terminal pictures ------------------------------------------------------------------------------
+
+SHADES = " ░▒▓█"
+
+
+def block_art(pixels: np.ndarray) -> str:
+    """A 28×28 uint8 image as 28 lines of shade blocks, two characters per pixel (square-ish).
+
+    Ink is drawn (█ for full ink), the background is blank — on any terminal, no extra needed.
+    """
+    img = np.asarray(pixels).reshape(SIDE, SIDE).astype(np.int64)
+    levels = np.minimum(img * len(SHADES) // 256, len(SHADES) - 1)
+    return "\n".join("".join(SHADES[v] * 2 for v in row) for row in levels)
