@@ -63,7 +63,7 @@ def hidden_activations(activation: str | Sequence[str], n_hidden: int) -> list[s
 
 def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float]:
     """One dropout rate for all hidden layers, or one per hidden layer; each in [0, 1)."""
-    rates = [dropout] * n_hidden if isinstance(dropout, (int, float)) else list(dropout)
+    rates = [dropout] * n_hidden if isinstance(dropout, (int, float, str)) else list(dropout)
     if len(rates) != n_hidden:
         raise ConfigError(
             f"model.dropout lists {len(rates)} rates for {n_hidden} hidden layers",
