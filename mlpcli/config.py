@@ -237,18 +237,18 @@ def _read_source(source: str | Path | None) -> tuple[str, str, Any]:
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"cannot read config file {source}: {error}") from None
         label = str(source)
+    elif str(source) in list_presets():  # a bare name; a folder of that name does not hide it
+        text = (resources.files("mlpcli.presets") / f"{source}.yaml").read_text(encoding="utf-8")
+        label = f"preset {source}"
     elif path.exists():
         raise ConfigError(f"config {source} is a folder", "give a YAML file or a preset name")
     else:
         presets = list_presets()
-        if str(source) not in presets:
-            guess = _did_you_mean(str(source), presets)
-            raise ConfigError(
-                f"no config file or preset named {str(source)!r}",
-                f"give a path to a YAML file or one of the presets: {', '.join(presets)}{guess}",
-            )
-        text = (resources.files("mlpcli.presets") / f"{source}.yaml").read_text(encoding="utf-8")
-        label = f"preset {source}"
+        raise ConfigError(
+            f"no config file or preset named {str(source)!r}",
+            f"give a path to a YAML file or one of the presets: {', '.join(presets)}"
+            + _did_you_mean(str(source), presets),
+        )
     raw = _yaml_load(text, label)
     return path.stem, label, {} if raw is None else raw
 
