@@ -542,3 +542,11 @@ def test_print_config_in_a_real_subprocess_if_present(tmp_path):
     assert proc.returncode == 2
     assert f"{path}: model.activation has 2 entries for 1 hidden" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_config_names_match_the_modules_that_use_them():
+    optim = pytest.importorskip("mlpcli.optim")
+    assert C.OPTIMIZERS == optim.OPTIMIZERS and C.SCHEDULES == optim.SCHEDULES
+    fetch = pytest.importorskip("mlpcli.fetch")
+    data = pytest.importorskip("mlpcli.data")
+    assert set(C.DATASETS) == set(fetch.REGISTRY) == set(data.CLASS_NAMES)
