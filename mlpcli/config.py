@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import os
 import re
@@ -44,7 +45,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 METRICS = ("val_accuracy", "val_loss")
 DTYPES = ("float32", "float64")
-INPUT_SIZE, N_CLASSES = 784, 10
+SIDE, INPUT_SIZE, N_CLASSES = 28, 784, 10  # 28×28-pixel images, 10 classes
 DATA_DIR_ENV = "MLPCLI_DATA_DIR"
 DEFAULT_NAME = "default"
 # Other programs' names for our keys: only used to suggest the right key in an error.
@@ -222,7 +223,7 @@ def _yaml_load(text: str, label: str, file: bool = True) -> Any:
         mark = getattr(error, "problem_mark", None)
         where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark and file else label
         problem = getattr(error, "problem", None) or str(error)
-        hint = "fix the YAML at that line" if file else "quote nothing; write e.g. key=[1, 2] or key=0.1"
+        hint = "fix the YAML at that line" if file else "the value after = is YAML, e.g. key=[784, 30, 10]"
         raise ConfigError(f"{where}: not valid YAML: {problem}", hint) from None
 
 
@@ -379,9 +380,14 @@ def _describe(hint) -> str:
 
 
 def _show(value) -> str:
-    return json.dumps(value, default=str)
+    """A value as YAML/JSON would write it (true, null, "text", [1, 2])."""
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
+@functools.cache
 def _hints(cls) -> dict:
     return typing.get_type_hints(cls)
 
@@ -425,7 +431,7 @@ def _suggest_key(key: str, prefix: str, hints: dict) -> str:
         return same
     if key.lower() in ALIASES:
         return f"; did you mean {ALIASES[key.lower()]!r}?"
-    elsewhere = {k.rsplit(".", 1)[-1]: k for k in _all_keys() if not k.startswith(prefix + key)}
+    elsewhere = {k.rsplit(".", 1)[-1]: k for k in _all_keys()}
     match = difflib.get_close_matches(key, list(elsewhere), n=1, cutoff=0.75)
     return f"; did you mean {elsewhere[match[0]]!r}?" if match else ""
 
@@ -433,90 +439,109 @@ def _suggest_key(key: str, prefix: str, hints: dict) -> str:
 # --- checking the merged config as a whole -------------------------------------------------------
 
 
-def _validate(cfg: Config, where) -> None:
-    """Ranges, names and combinations; ``where(*keys)`` names the layer that set the key."""
+class _Checker:
+    """Raises a ConfigError that names the key and the layer (file, --set, env) that set it."""
 
-    def fail(path: str, problem: str, hint: str | None = None, also: tuple[str, ...] = ()):
-        raise ConfigError(f"{where(path, *also)}: {path} {problem}", hint)
+    def __init__(self, where):
+        self.where = where
 
-    def choice(path: str, value, valid) -> None:
+    def fail(self, path: str, problem: str, hint: str | None = None, also: tuple[str, ...] = ()):
+        raise ConfigError(f"{self.where(path, *also)}: {path} {problem}", hint)
+
+    def choice(self, path: str, value, valid) -> None:
         if value not in valid:
-            fail(path, f"is {value!r}, which is not known",
-                 f"choose one of: {', '.join(valid)}{_did_you_mean(str(value), valid)}")
+            self.fail(path, f"is {value!r}, which is not known",
+                      f"choose one of: {', '.join(valid)}{_did_you_mean(str(value), valid)}")
 
-    def at_least(path: str, value, low, what: str = "") -> None:
-        if not value >= low:
-            fail(path, f"must be >= {low}{what}, got {value}")
+    def at_least(self, path: str, value, low, unit: str = "") -> None:
+        if not value >= low:  # `not >=` so that NaN fails too
+            self.fail(path, f"must be >= {low}{unit}, got {value}")
 
-    def unit(path: str, value) -> None:  # [0, 1)
+    def positive(self, path: str, value) -> None:
+        if not 0 < value < float("inf"):
+            self.fail(path, f"must be > 0, got {value}")
+
+    def fraction(self, path: str, value) -> None:
         if not 0 <= value < 1:
-            fail(path, f"must be in [0, 1), got {value}")
+            self.fail(path, f"must be in [0, 1), got {value}")
 
-    d, m, t = cfg.data, cfg.model, cfg.training
+
+def _validate(cfg: Config, where) -> None:
+    """Ranges, names and combinations; ``where(*keys)`` names the layer that set the keys."""
+    check = _Checker(where)
     if not cfg.name or cfg.name in (".", "..") or "/" in cfg.name or "\\" in cfg.name:
-        fail("name", f"must be a plain name for a run folder, got {cfg.name!r}")
-
-    choice("data.dataset", d.dataset, DATASETS)
-    for key, value in (("data.dir", d.dir), ("data.path", d.path), ("output.dir", cfg.output.dir)):
+        check.fail("name", f"must be a plain name for a run folder, got {cfg.name!r}")
+    for key, value in (("data.dir", cfg.data.dir), ("data.path", cfg.data.path), ("output.dir", cfg.output.dir)):
         if value == "":
-            fail(key, "must not be empty", "give a folder, or null where that is allowed")
-    at_least("data.validation", d.validation, 0, " (examples held out; 0 = none)")
-    at_least("data.augment.shift", d.augment.shift, 0, " pixels")
-    if d.augment.shift >= 28:
-        fail("data.augment.shift", f"must be < 28 pixels (the image size), got {d.augment.shift}")
+            check.fail(key, "must not be empty", "give a folder, or null where that is allowed")
+    _validate_data(cfg.data, check)
+    _validate_model(cfg.model, cfg.cost, check)
+    _validate_training(cfg.training, cfg.data, cfg.regularization, check)
+
+
+def _validate_data(d: DataConfig, check: _Checker) -> None:
+    check.choice("data.dataset", d.dataset, DATASETS)
+    check.at_least("data.validation", d.validation, 0, " (examples held out; 0 = none)")
+    check.at_least("data.augment.shift", d.augment.shift, 0, " pixels")
+    if d.augment.shift >= SIDE:
+        check.fail("data.augment.shift", f"must be < {SIDE} pixels (the image size), got {d.augment.shift}")
     if d.augment.flip and d.dataset in NO_FLIP:
-        fail("data.augment.flip", f"cannot be true for {d.dataset}: {NO_FLIP[d.dataset]} do not "
-             "survive a mirror image", "use flip only for fashion-mnist", also=("data.dataset",))
+        check.fail("data.augment.flip", f"cannot be true for {d.dataset}: {NO_FLIP[d.dataset]} do not "
+                   "survive a mirror image", "use flip only for fashion-mnist", also=("data.dataset",))
 
+
+def _validate_model(m: ModelConfig, cost: str, check: _Checker) -> None:
+    example = f"e.g. [{INPUT_SIZE}, 100, {N_CLASSES}]"
     if not m.layers:
-        fail("model.layers", "must not be empty", f"e.g. [{INPUT_SIZE}, 100, {N_CLASSES}]")
+        check.fail("model.layers", "must not be empty", example)
     if any(n < 1 for n in m.layers):
-        fail("model.layers", f"must all be >= 1, got {list(m.layers)}")
+        check.fail("model.layers", f"must all be >= 1, got {list(m.layers)}")
     if len(m.layers) < 2 or m.layers[0] != INPUT_SIZE or m.layers[-1] != N_CLASSES:
-        fail("model.layers", f"must start at {INPUT_SIZE} (28×28 pixels) and end at {N_CLASSES} "
-             f"(classes), got {list(m.layers)}", f"e.g. [{INPUT_SIZE}, 100, {N_CLASSES}]")
+        check.fail("model.layers", f"must start at {INPUT_SIZE} ({SIDE}×{SIDE} pixels) and end at "
+                   f"{N_CLASSES} (classes), got {list(m.layers)}", example)
     n_hidden = len(m.layers) - 2
-    for key, value, check in (("model.activation", m.activation, lambda a: choice("model.activation", a, F.HIDDEN)),
-                              ("model.dropout", m.dropout, lambda p: unit("model.dropout", p))):
+    for key, value in (("model.activation", m.activation), ("model.dropout", m.dropout)):
         if isinstance(value, tuple) and len(value) != n_hidden:
-            fail(key, f"has {len(value)} entries for {n_hidden} hidden layers ({list(value)})",
-                 "give one value for all hidden layers, or exactly one per hidden layer",
-                 also=("model.layers",))
-        for v in value if isinstance(value, tuple) else (value,):
-            check(v)
-    choice("model.output", m.output, F.OUTPUTS)
-    choice("model.init", m.init, INITS)
-    choice("cost", cfg.cost, F.COSTS)
+            check.fail(key, f"has {len(value)} entries for {n_hidden} hidden layers ({list(value)})",
+                       "give one value for all hidden layers, or exactly one per hidden layer",
+                       also=("model.layers",))
+    for name in m.hidden_activations():
+        check.choice("model.activation", name, F.HIDDEN)
+    for rate in m.dropout_rates():
+        check.fraction("model.dropout", rate)
+    check.choice("model.output", m.output, F.OUTPUTS)
+    check.choice("model.init", m.init, INITS)
+    check.choice("cost", cost, F.COSTS)
     try:
-        F.check_pair(m.output, cfg.cost)
+        F.check_pair(m.output, cost)
     except ConfigError as error:
-        fail("cost", f"{cfg.cost!r} does not fit model.output {m.output!r}", error.hint,
-             also=("model.output",))
+        check.fail("cost", f"{cost!r} does not fit model.output {m.output!r}", error.hint,
+                   also=("model.output",))
 
-    at_least("regularization.l2", cfg.regularization.l2, 0, " (λ)")
-    at_least("training.epochs", t.epochs, 1)
-    at_least("training.batch_size", t.batch_size, 1)
-    if not (t.learning_rate > 0 and t.learning_rate < float("inf")):
-        fail("training.learning_rate", f"must be > 0, got {t.learning_rate}")
-    choice("training.optimizer", t.optimizer, OPTIMIZERS)
-    unit("training.momentum", t.momentum)
-    unit("training.adam.beta1", t.adam.beta1)
-    unit("training.adam.beta2", t.adam.beta2)
-    if not t.adam.eps > 0:
-        fail("training.adam.eps", f"must be > 0, got {t.adam.eps}")
-    choice("training.schedule.name", t.schedule.name, SCHEDULES)
-    at_least("training.schedule.step_every", t.schedule.step_every, 1, " epochs")
+
+def _validate_training(t: TrainingConfig, d: DataConfig, r: RegularizationConfig, check: _Checker) -> None:
+    check.at_least("regularization.l2", r.l2, 0, " (λ)")
+    check.at_least("training.epochs", t.epochs, 1)
+    check.at_least("training.batch_size", t.batch_size, 1)
+    check.positive("training.learning_rate", t.learning_rate)
+    check.choice("training.optimizer", t.optimizer, OPTIMIZERS)
+    check.fraction("training.momentum", t.momentum)
+    check.fraction("training.adam.beta1", t.adam.beta1)
+    check.fraction("training.adam.beta2", t.adam.beta2)
+    check.positive("training.adam.eps", t.adam.eps)
+    check.choice("training.schedule.name", t.schedule.name, SCHEDULES)
+    check.at_least("training.schedule.step_every", t.schedule.step_every, 1, " epochs")
     if not 0 < t.schedule.factor <= 1:
-        fail("training.schedule.factor", f"must be in (0, 1], got {t.schedule.factor}")
-    at_least("training.schedule.warmup_epochs", t.schedule.warmup_epochs, 0)
+        check.fail("training.schedule.factor", f"must be in (0, 1], got {t.schedule.factor}")
+    check.at_least("training.schedule.warmup_epochs", t.schedule.warmup_epochs, 0)
     if t.early_stopping is not None:
-        at_least("training.early_stopping.patience", t.early_stopping.patience, 1, " epochs")
-        choice("training.early_stopping.metric", t.early_stopping.metric, METRICS)
+        check.at_least("training.early_stopping.patience", t.early_stopping.patience, 1, " epochs")
+        check.choice("training.early_stopping.metric", t.early_stopping.metric, METRICS)
         if d.validation == 0:
-            fail("training.early_stopping", "needs a validation set, but data.validation is 0",
-                 "set data.validation > 0 or training.early_stopping: null", also=("data.validation",))
-    at_least("training.seed", t.seed, 0)
-    choice("training.dtype", t.dtype, DTYPES)
+            check.fail("training.early_stopping", "needs a validation set, but data.validation is 0",
+                       "set data.validation > 0 or training.early_stopping: null", also=("data.validation",))
+    check.at_least("training.seed", t.seed, 0)
+    check.choice("training.dtype", t.dtype, DTYPES)
 
 
 def _absolute_paths(cfg: Config) -> Config:
