@@ -1,0 +1,122 @@
+"""Accuracy, loss, confusion matrix and per-class scores of a network on a labelled set.
+
+Evaluation runs in batches, so memory stays flat for any number of examples, and applies
+``scale01`` to the stored uint8 pixels batch by batch — the same preprocessing as training.
+The loss is the data cost alone (mean over examples, no L2 term), as ``metrics.jsonl``
+reports it. Dropout is never applied here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from mlpcli.functions import one_hot
+from mlpcli.network import Network, scale01
+
+
+@dataclass
+class EvalResult:
+    """What ``evaluate`` measured. ``confusion_matrix[i, j]`` counts true class i predicted j."""
+
+    accuracy: float
+    loss: float
+    n: int
+    confusion_matrix: np.ndarray
+    class_names: tuple[str, ...] = ()
+    probabilities: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def per_class(self) -> list[dict]:
+        """precision, recall, f1 and support per class (a score with a zero denominator is 0)."""
+        cm = self.confusion_matrix
+        true_positive = np.diag(cm).astype(np.float64)
+        predicted = cm.sum(axis=0)
+        actual = cm.sum(axis=1)
+        rows = []
+        for k in range(cm.shape[0]):
+            precision = true_positive[k] / predicted[k] if predicted[k] else 0.0
+            recall = true_positive[k] / actual[k] if actual[k] else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            rows.append(
+                {
+                    "class": k,
+                    "name": self.class_names[k] if k < len(self.class_names) else str(k),
+                    "precision": float(precision),
+                    "recall": float(recall),
+                    "f1": float(f1),
+                    "support": int(actual[k]),
+                }
+            )
+        return rows
+
+    def to_json(self) -> dict:
+        """A JSON-able dict: accuracy, loss, n, confusion_matrix (lists), per_class."""
+        return {
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "n": self.n,
+            "confusion_matrix": self.confusion_matrix.tolist(),
+            "per_class": self.per_class,
+        }
+
+
+def evaluate(
+    network: Network,
+    X: np.ndarray,
+    y: np.ndarray,
+    batch_size: int = 1000,
+    class_names: Sequence[str] = (),
+    keep_probabilities: bool = False,
+) -> EvalResult:
+    """Evaluate ``network`` on uint8 pixels X (N, n_0) with integer labels y (N,)."""
+    n_classes = network.layers[-1]
+    n = len(y)
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    probabilities = np.empty((n, n_classes), dtype=network.dtype) if keep_probabilities else None
+    total_cost = 0.0
+    for start in range(0, n, batch_size):
+        labels = np.asarray(y[start : start + batch_size], dtype=np.intp)
+        AL = network.forward(scale01(X[start : start + batch_size], network.dtype))[1][-1]
+        total_cost += network.data_cost(AL, one_hot(labels, n_classes, network.dtype)) * len(labels)
+        cells = labels * n_classes + AL.argmax(axis=1)
+        cm += np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+        if probabilities is not None:
+            probabilities[start : start + batch_size] = AL
+    correct = int(np.trace(cm))
+    return EvalResult(
+        accuracy=correct / n if n else float("nan"),
+        loss=total_cost / n if n else float("nan"),
+        n=n,
+        confusion_matrix=cm,
+        class_names=tuple(class_names),
+        probabilities=probabilities,
+    )
+
+
+def format_report(result: EvalResult, title: str = "") -> str:
+    """Human-readable report: accuracy, loss, confusion matrix, per-class table."""
+    names = [row["name"] for row in result.per_class]
+    width = max(5, *(len(name) for name in names)) if names else 5
+    lines = []
+    if title:
+        lines.append(title)
+    lines.append(f"accuracy  {result.accuracy:.4f}  ({int(np.trace(result.confusion_matrix))}/{result.n})")
+    lines.append(f"loss      {result.loss:.4f}")
+    lines.append("")
+    cm = result.confusion_matrix
+    cell = max(5, len(str(int(cm.max()))) + 1 if cm.size else 5)
+    lines.append("confusion matrix (rows: true class, columns: predicted class)")
+    lines.append(" " * (width + 4) + "".join(f"{k:>{cell}}" for k in range(cm.shape[0])))
+    for k, row in enumerate(cm):
+        lines.append(f"{k:>2} {names[k]:<{width}} " + "".join(f"{v:>{cell}}" for v in row))
+    lines.append("")
+    lines.append(f"{'':>2} {'class':<{width}}  precision  recall      f1  support")
+    for row in result.per_class:
+        lines.append(
+            f"{row['class']:>2} {row['name']:<{width}}  {row['precision']:>9.4f}  "
+            f"{row['recall']:>6.4f}  {row['f1']:>6.4f}  {row['support']:>7}"
+        )
+    return "\n".join(lines)
