@@ -7,6 +7,8 @@ No math lives here.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from mlpcli import __version__
@@ -44,6 +46,99 @@ def cli(debug: bool) -> None:
       mlpcli eval runs/mnist-…/best.npz     # accuracy, loss, confusion matrix
       mlpcli gradcheck --all                # backprop vs finite differences
     """
+
+
+@cli.command("plot")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="PNG to write [default: RUN_DIR/curves.png]."
+)
+def plot_command(run_dir: Path, out: Path | None) -> None:
+    """Draw a run's learning curves: train and validation loss and accuracy per epoch.
+
+    Reads RUN_DIR/metrics.jsonl (what `mlpcli train` writes) and marks the best epoch (highest
+    validation accuracy, the one best.npz holds). Needs the plot extra:
+    pip install 'mlpcli[plot]'.
+
+    \b
+    Examples:
+      mlpcli plot runs/fashion-mnist-20250101-120000
+      mlpcli plot runs/mnist-20250101-120000 --out mnist-curves.png
+    """
+    from mlpcli import plot
+
+    click.echo(f"wrote {plot.plot_curves(run_dir, out)}")
+
+
+@cli.command("predict")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--index", type=int, help="Classify test-set image N instead, drawn in the terminal (no extra needed).")
+@click.option(
+    "--preprocess",
+    "mode",
+    type=click.Choice(["auto", "digits", "none"]),
+    default="auto",
+    show_default=True,
+    help="digits: crop, fit 20×20, center by mass (MNIST/KMNIST); none: resize to 28×28 "
+    "(Fashion-MNIST); auto: by the checkpoint's dataset.",
+)
+@click.option("--top", "k", type=click.IntRange(1, 10), default=3, show_default=True, help="How many classes to list.")
+@click.option("--show", is_flag=True, help="Also draw each image as the network sees it (28×28 block art).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def predict_command(
+    checkpoint: Path, images: tuple[Path, ...], index: int | None, mode: str, k: int, show: bool, as_json: bool
+) -> None:
+    """Classify your own images (PNG, JPEG, …) or a test-set image with a checkpoint.
+
+    Each image is made grayscale, inverted when its background is light, preprocessed
+    (--preprocess) into 28×28 pixels and scaled like the training data; the top classes are
+    printed with their probabilities. Reading image files needs the plot extra:
+    pip install 'mlpcli[plot]'.
+
+    \b
+    Examples:
+      mlpcli predict runs/mnist-…/best.npz my-seven.png my-two.jpg
+      mlpcli predict runs/fashion-mnist-…/best.npz shoe.jpg --preprocess none --json
+      mlpcli predict runs/kmnist-…/best.npz --index 42
+    """
+    import json
+
+    from mlpcli import checkpoint as ckpt_io
+    from mlpcli import predict
+
+    if images and index is not None:
+        raise click.UsageError("give IMAGE files or --index N, not both")
+    if not images and index is None:
+        raise click.UsageError("give one or more IMAGE files, or --index N for a test-set image")
+    ckpt = ckpt_io.load(checkpoint)
+    dataset = ckpt.config.data.dataset
+    names = predict.class_names_for(dataset, ckpt.network.layers[-1])
+    if index is not None:
+        from mlpcli.data import load_splits
+
+        splits = load_splits(ckpt.config.data, quiet=as_json)
+        results = [predict.predict_index(ckpt.network, splits.X_test, splits.y_test, index, names, k)]
+        used = "none"  # a test-set image is already 28×28
+    else:
+        used = predict.resolve_mode(mode, dataset)
+        results = predict.predict_files(ckpt.network, images, names, used, k)
+    if as_json:
+        payload = {"checkpoint": str(checkpoint), "dataset": dataset, "preprocess": used}
+        payload["predictions"] = [r.to_json() for r in results]
+        click.echo(json.dumps(payload, indent=2))
+        return
+    width = max(len(n) for n in names)
+    for r in results:
+        if show or index is not None:
+            click.echo(predict.block_art(r.pixels))
+        header = f"{r.source}  (preprocess: {used})"
+        if r.true_label is not None:
+            verdict = "right" if r.top[0].label == r.true_label else "wrong"
+            header = f"{r.source}: true class {r.true_name} — prediction {verdict}"
+        click.echo(header)
+        for g in r.top:
+            click.echo(f"  {g.name:<{width}}  {g.probability:7.2%}")
 
 
 def main() -> None:

@@ -137,6 +137,12 @@ def preprocess_none(ink: np.ndarray) -> np.ndarray:
     return _to_uint8(resize(np.asarray(ink, dtype=np.float64), (SIDE, SIDE)))
 
 
+def _round_half_up(x: float) -> int:
+    # A symmetric glyph's center of mass sits exactly on a half pixel; round() would pick a
+    # side by float noise and banker's rounding. Round halves up, robust to that noise.
+    return int(np.floor(x + 0.5 + 1e-6))
+
+
 def preprocess_digits(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
     """MNIST's recipe: crop to the ink, fit into 20×20 keeping the aspect ratio, then place
     in 28×28 with the center of mass at the center.
@@ -163,8 +169,8 @@ def preprocess_digits(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
     mass = small.sum()
     cy = (small.sum(axis=1) @ (np.arange(h2) + 0.5)) / mass
     cx = (small.sum(axis=0) @ (np.arange(w2) + 0.5)) / mass
-    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h2))
-    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w2))
+    top = int(np.clip(_round_half_up(SIDE / 2 - cy), 0, SIDE - h2))
+    left = int(np.clip(_round_half_up(SIDE / 2 - cx), 0, SIDE - w2))
     frame = np.zeros((SIDE, SIDE))
     frame[top : top + h2, left : left + w2] = small
     return _to_uint8(frame)
