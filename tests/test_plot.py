@@ -1,0 +1,238 @@
+"""mlpcli plot and the pictures of eval --plot: files, sizes, what is drawn, missing extra."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from mlpcli import plot
+from mlpcli.cli import cli
+from mlpcli.errors import CheckpointError
+from mlpcli.predict import MissingExtraError
+
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def record(epoch: int, val_accuracy: float | None = None) -> dict:
+    return {
+        "epoch": epoch,
+        "train_loss": 1.0 / epoch,
+        "train_accuracy": 1 - 0.5 / epoch,
+        "val_loss": None if val_accuracy is None else 1.2 / epoch,
+        "val_accuracy": val_accuracy,
+        "l2_penalty": 0.1,
+        "learning_rate": 0.05,
+        "seconds": 1.5,
+    }
+
+
+def write_run(folder: Path, records: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+VAL_ACC = [0.80, 0.85, 0.88, 0.91, 0.90, 0.91, 0.89]  # best: epoch 4 (first of the ties)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        img.verify()  # a complete, valid PNG
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        return img.size
+
+
+def lines_by_label(ax) -> dict:
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+# --- learning curves ------------------------------------------------------------------------
+
+
+def test_plot_command_writes_curves_png_of_the_expected_size(tmp_path):
+    run = write_run(tmp_path / "run", [record(e, a) for e, a in enumerate(VAL_ACC, 1)])
+    result = CliRunner().invoke(cli, ["plot", str(run)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"wrote {run / 'curves.png'}"
+    assert png_size(run / "curves.png") == (1100, 420)
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_curves_have_one_point_per_epoch_and_mark_the_best(tmp_path):
+    records = [record(e, a) for e, a in enumerate(VAL_ACC, 1)]
+    fig = plot.curves_figure(records)
+    loss_ax, acc_ax = fig.axes[:2]
+    for ax, key, scale in ((loss_ax, "loss", 1), (acc_ax, "accuracy", 100)):
+        lines = lines_by_label(ax)
+        for label, split in (("train", "train"), ("validation", "val")):
+            x, y = lines[label].get_data()
+            assert list(x) == list(range(1, 8))  # as many points as epochs
+            assert np.allclose(y, [r[f"{split}_{key}"] * scale for r in records])
+        best = next(line for name, line in lines.items() if name.startswith("best epoch 4"))
+        assert list(best.get_xdata()) == [4]
+        assert ax.get_xlabel() == "epoch" and ax.get_ylabel() and ax.get_title()
+        assert ax.get_legend() is not None
+    assert lines_by_label(acc_ax)["best epoch 4: 91.00%"].get_ydata()[0] == pytest.approx(91.0)
+    plot.pyplot().close(fig)
+
+
+def test_resumed_run_counts_each_epoch_once(tmp_path):
+    records = [record(1, 0.5), record(2, 0.6), record(3, 0.1), record(3, 0.7), record(4, 0.65)]
+    run = write_run(tmp_path / "run", records)
+    loaded = plot.read_metrics(run)
+    assert [r["epoch"] for r in loaded] == [1, 2, 3, 4] and loaded[2]["val_accuracy"] == 0.7
+    assert plot.best_epoch(loaded) == 3
+    fig = plot.curves_figure(loaded)
+    assert len(lines_by_label(fig.axes[0])["train"].get_xdata()) == 4
+    plot.pyplot().close(fig)
+
+
+def test_run_without_validation_plots_train_only(tmp_path):
+    run = write_run(tmp_path / "run", [record(e) for e in range(1, 4)])
+    out = tmp_path / "pictures" / "c.png"
+    result = CliRunner().invoke(cli, ["plot", str(run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert png_size(out) == (1100, 420)
+    fig = plot.curves_figure(plot.read_metrics(run))
+    assert set(lines_by_label(fig.axes[1])) == {"train"}
+    plot.pyplot().close(fig)
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: None, "is not a run folder"),
+        (lambda d: d.mkdir(), "metrics.jsonl not found"),
+        (lambda d: write_run(d, []), "holds no epochs"),
+        (lambda d: (d.mkdir(), (d / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')), "line 2: not a metrics record"),
+    ],
+    ids=["missing-folder", "no-metrics", "empty-metrics", "bad-line"],
+)
+def test_bad_run_folders_are_one_line_errors(tmp_path, setup, message):
+    run = tmp_path / "run"
+    setup(run)
+    with pytest.raises(CheckpointError, match=message):
+        plot.read_metrics(run)
+    result = CliRunner().invoke(cli, ["plot", str(run)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1 and message in result.output
+    assert not (run / "curves.png").exists()
+
+
+def test_plot_in_a_subprocess(tmp_path):
+    run = write_run(tmp_path / "run", [record(e, a) for e, a in enumerate(VAL_ACC[:3], 1)])
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpcli", "plot", str(run), "-o", str(tmp_path / "x.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert png_size(tmp_path / "x.png") == (1100, 420)
+
+
+# --- missing extra ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    """Make ``import matplotlib`` fail as if the extra were not installed."""
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+def test_plot_without_matplotlib_says_what_to_install(tmp_path, no_matplotlib):
+    run = write_run(tmp_path / "run", [record(1, 0.5)])
+    result = CliRunner().invoke(cli, ["plot", str(run)])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: plotting needs matplotlib, which is not installed — install it with: pip install 'mlpcli[plot]'\n"
+    )
+    assert not (run / "curves.png").exists()
+
+
+def test_eval_pictures_without_matplotlib_fail_before_any_work(tmp_path, no_matplotlib):
+    with pytest.raises(MissingExtraError, match=r"pip install 'mlpcli\[plot\]'"):
+        plot.eval_pictures(tmp_path / "pics", np.zeros((2, 784), np.uint8), [0, 1], np.eye(10)[:2], FASHION)
+    assert not (tmp_path / "pics").exists()
+
+
+# --- confusion matrix and mistakes --------------------------------------------------------------
+
+
+def test_confusion_matrix_counts_true_rows_predicted_columns():
+    counts = plot.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], n=3)
+    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_confusion_figure_labels_every_cell_and_class():
+    counts = np.arange(100).reshape(10, 10)
+    fig = plot.confusion_figure(counts, FASHION)
+    ax = fig.axes[0]
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert len(cells) == 100 and cells[(3, 7)] == "37" and cells[(9, 0)] == "90"
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(FASHION)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(FASHION)
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+    plot.pyplot().close(fig)
+
+
+def make_eval(n: int = 200, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, (n, 784), dtype=np.uint8)
+    y = rng.integers(0, 10, n)
+    probs = rng.dirichlet(np.ones(10) * 0.5, n)
+    return X, y, probs
+
+
+def test_mistakes_are_the_most_confident_wrong_predictions():
+    X, y, probs = make_eval()
+    chosen = plot.most_confident_mistakes(y, probs, 24)
+    pred = probs.argmax(axis=1)
+    assert len(chosen) == 24 and (pred[chosen] != y[chosen]).all()
+    conf = probs[chosen, pred[chosen]]
+    assert (np.diff(conf) <= 0).all()
+    wrong = pred != y
+    assert conf[-1] == np.sort(probs[wrong, pred[wrong]])[::-1][23]  # no wrong one left out is surer
+
+    fig = plot.mistakes_figure(X, y, probs, FASHION, n=24)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
+    i = chosen[0]
+    assert len(titles) == 24
+    assert titles[0] == f"{FASHION[y[i]]} → {FASHION[pred[i]]} ({probs[i, pred[i]]:.2f})"
+    shown = next(ax for ax in fig.axes if ax.get_images()).get_images()[0].get_array()
+    assert (np.asarray(shown) == X[i].reshape(28, 28)).all()
+    plot.pyplot().close(fig)
+
+
+def test_no_mistakes_draws_a_note_not_an_empty_grid():
+    y = np.arange(10)
+    fig = plot.mistakes_figure(np.zeros((10, 784), np.uint8), y, np.eye(10), FASHION)
+    assert not any(ax.get_images() for ax in fig.axes)
+    assert any(t.get_text() == "no mistakes" for ax in fig.axes for t in ax.texts)
+    plot.pyplot().close(fig)
+
+
+def test_eval_pictures_writes_confusion_and_mistakes(tmp_path):
+    X, y, probs = make_eval()
+    paths = plot.eval_pictures(tmp_path / "pics", X, y, probs, FASHION)
+    assert [p.name for p in paths] == ["confusion.png", "mistakes.png"]
+    assert png_size(paths[0]) == (750, 650)
+    assert png_size(paths[1]) == (1020, 830)  # 4 rows × 6 columns of 24 mistakes
+
+
+def test_eval_pictures_with_few_mistakes_shrink_the_grid(tmp_path):
+    X, y, _ = make_eval(50)
+    probs = np.eye(10)[y] * 0.9 + 0.01
+    probs[:5] = np.roll(probs[:5], 1, axis=1)  # exactly 5 mistakes → one row
+    paths = plot.eval_pictures(tmp_path, X, y, probs, FASHION, output="sigmoid")
+    assert png_size(paths[1]) == (1020, 245)
