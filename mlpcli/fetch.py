@@ -371,7 +371,8 @@ def _get(session: requests.Session, url: str, part: Path, http: HttpOptions,
                 total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=part.name.removesuffix(".part"), leave=False, disable=not progress) as bar:
             # As sent (no Content-Encoding decoding): the bytes the hashes are pinned for.
-            chunks = response.raw.stream(_HASH_CHUNK // 16, decode_content=False)
+            # Small reads: urllib3 waits for a whole chunk, and a Ctrl-C keeps what arrived.
+            chunks = response.raw.stream(_HASH_CHUNK // 64, decode_content=False)
             while True:
                 try:
                     chunk = next(chunks, None)
@@ -383,6 +384,7 @@ def _get(session: requests.Session, url: str, part: Path, http: HttpOptions,
                 if chunk is None:
                     break
                 out.write(chunk)
+                out.flush()
                 received += len(chunk)
                 bar.update(len(chunk))
             out.flush()
@@ -418,7 +420,8 @@ def _writing(path: Path):
 
 
 def _mb(path: Path) -> str:
-    return f"{path.stat().st_size / 1e6:.1f} MB"
+    size = path.stat().st_size
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
 
 
 @dataclass
