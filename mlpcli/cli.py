@@ -48,6 +48,68 @@ def cli(debug: bool) -> None:
     """
 
 
+class _DatasetChoice(click.Choice):
+    """The registered data sets, looked up when used (so a registered test data set counts)."""
+
+    def __init__(self):
+        super().__init__(())
+
+    @property
+    def choices(self):
+        from mlpcli.fetch import REGISTRY
+
+        return tuple(REGISTRY)
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns; the registry is the truth
+        pass
+
+
+@cli.command("fetch")
+@click.option("--dataset", type=_DatasetChoice(), default="mnist", show_default=True,
+              help="Which data set to download.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default="data",
+              show_default=True, envvar="MLPCLI_DATA_DIR",
+              help="Files land in DATA_DIR/DATASET/ [env: MLPCLI_DATA_DIR].")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL", envvar="MLPCLI_MIRROR",
+              help="A base URL serving the four files, tried before the built-in mirrors; "
+              "repeatable [env: MLPCLI_MIRROR, space-separated].")
+@click.option("--from", "source_dir", metavar="DIR",
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Import local copies (.gz or raw) from DIR instead of downloading; same checks.")
+@click.option("--force", is_flag=True, help="Download (or import) again even if verified files are present.")
+@click.option("--no-verify", is_flag=True,
+              help="Accept files whose hashes do not match the pinned ones (NOT recommended).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-file lines; errors only.")
+def fetch_command(dataset: str, data_dir: Path, mirrors: tuple[str, ...], source_dir: Path | None,
+                  force: bool, no_verify: bool, quiet: bool) -> None:
+    """Download a data set's four IDX files, verify them against pinned hashes, keep them.
+
+    Mirrors are tried in order (yours first); a download that stops half way is resumed
+    from the same mirror next time; a file that does not match its pinned hash is deleted.
+    Verified files already present are not downloaded again. Exit status 0 means all four
+    files are present and verified.
+
+    \b
+    Examples:
+      mlpcli fetch                                  # MNIST into ./data/mnist/
+      mlpcli fetch --dataset fashion-mnist --data-dir ~/datasets
+      mlpcli fetch --mirror https://example.org/mnist/   # try your own mirror first
+      mlpcli fetch --from ~/Downloads               # offline: import files you already have
+    """
+    from mlpcli import fetch
+
+    def echo(message: str) -> None:
+        click.secho(message, err=True, fg="yellow" if message.startswith("WARNING") else None)
+
+    lines = fetch.fetch(dataset, data_dir, mirrors=mirrors, force=force, verify=not no_verify,
+                        quiet=quiet, source_dir=source_dir, echo=echo)
+    if not quiet:
+        for line in lines:
+            click.echo(line)
+        click.echo(f"{dataset}: {len(lines)} files in {data_dir / dataset}")
+
+
 @cli.command("plot")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option(
