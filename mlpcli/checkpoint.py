@@ -135,14 +135,18 @@ def _bad(path: Path, what: str) -> CheckpointError:
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"\x93NUMPY"):
+        raise _bad(path, "a single .npy array, not an .npz archive")
+    if head[:1] == b"\x80":
+        raise CheckpointError(f"{path} is a Python pickle, not an .npz archive; refusing to load it",
+                              "a checkpoint is data, never code — use a .npz a run wrote")
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise _bad(path, "not an .npz (zip) archive")
     try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise _bad(path, "a single .npy array, not an .npz archive")
-        with npz:
+        with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except MlpcliError:
-        raise
     except ValueError as error:
         if "pickle" in str(error).lower() or "object" in str(error).lower():
             raise CheckpointError(

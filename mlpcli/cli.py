@@ -203,6 +203,181 @@ def predict_command(
             click.echo(f"  {g.name:<{width}}  {g.probability:7.2%}")
 
 
+class _TrainProgress:
+    """train's progress callback: a tqdm bar per epoch (batches, running loss) on stderr and
+    one summary line per epoch on stdout."""
+
+    def __init__(self):
+        self.bar = None
+        self.epochs = 0
+        self.loss_sum, self.count = 0.0, 0
+
+    def start_epoch(self, epoch: int, epochs: int, n_batches: int) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        self.epochs, self.loss_sum, self.count = epochs, 0.0, 0
+        self.bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
+                        dynamic_ncols=True, file=click.get_text_stream("stderr"), disable=None)
+
+    def batch(self, loss: float) -> None:
+        self.loss_sum += loss
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.count % 25 == 1:
+                self.bar.set_postfix_str(f"loss {self.loss_sum / self.count:.4f}", refresh=False)
+
+    def end_epoch(self, m: dict) -> None:
+        self.close()
+        val = ("  val loss {:.4f} acc {:.4f}".format(m["val_loss"], m["val_accuracy"])
+               if m["val_accuracy"] is not None else "")
+        click.echo(f"epoch {m['epoch']:>{len(str(self.epochs))}}/{self.epochs}  "
+                   f"train loss {m['train_loss']:.4f} acc {m['train_accuracy']:.4f}{val}  "
+                   f"lr {m['learning_rate']:.4g}  {m['seconds']:.1f}s")
+
+    def message(self, text: str) -> None:
+        self.close()
+        click.echo(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@cli.command("train")
+@click.option("--config", "-c", "config_source", metavar="NAME|PATH",
+              help="A preset name (mnist, fashion-mnist, nielsen-ch3, seed-quadratic) or a YAML file "
+              "[default: mnist; with --resume: the checkpoint's config].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one config key, value parsed as YAML; repeatable "
+              "(--set training.epochs=5 --set model.layers=[784,100,10]).")
+@click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder [default: output.dir, else runs/<config name>-<YYYYmmdd-HHMMSS>].")
+@click.option("--overwrite", is_flag=True, help="Replace the checkpoints of an existing run folder.")
+@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), metavar="CHECKPOINT",
+              help="Continue the run that wrote CHECKPOINT (RUN/last.npz) in its own folder.")
+@click.option("--init-from", type=click.Path(dir_okay=False, path_type=Path), metavar="CHECKPOINT",
+              help="Start a new run from CHECKPOINT's weights (fine-tuning).")
+@click.option("--stop-after", type=click.IntRange(min=1), metavar="K",
+              help="End cleanly after epoch K (resume later with --resume).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where data sets live (sets data.dir; [env: MLPCLI_DATA_DIR]).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or epoch lines; print only the run folder.")
+def train_command(config_source: str | None, overrides: tuple[str, ...], print_config: bool, out: Path | None,
+                  overwrite: bool, resume: Path | None, init_from: Path | None, stop_after: int | None,
+                  data_dir: Path | None, quiet: bool) -> None:
+    """Train a network from a YAML config; write a run folder with metrics and checkpoints.
+
+    The run folder holds config.yaml (the resolved config), metrics.jsonl (one JSON object
+    per epoch), last.npz (every epoch) and best.npz (best validation accuracy). A registered
+    data set that is missing is downloaded first. Ctrl-C keeps last.npz at the last completed
+    epoch and prints how to resume.
+
+    \b
+    Examples:
+      mlpcli train                                   # the mnist preset
+      mlpcli train --config fashion-mnist --set training.epochs=5
+      mlpcli train --config my.yaml --out runs/exp1 --stop-after 10
+      mlpcli train --resume runs/exp1/last.npz       # continue where it stopped
+      mlpcli train --resume runs/exp1/last.npz --set training.epochs=40   # train longer
+      mlpcli train --config nielsen-ch3 --init-from runs/exp1/best.npz   # fine-tune
+      mlpcli train --config fashion-mnist --print-config > my.yaml
+    """
+    import dataclasses
+    import os
+
+    from mlpcli import train as training
+    from mlpcli.config import dump_yaml, load_config
+    from mlpcli.data import load_splits
+
+    if resume is not None and init_from is not None:
+        raise click.UsageError("--resume continues a run; --init-from starts a new one: give one of them")
+    saved = None
+    if resume is not None:
+        from mlpcli import checkpoint as ckpt_io
+
+        saved = ckpt_io.load(resume)
+        cfg = (load_config(config_source, overrides) if config_source is not None
+               else training.config_for_resume(saved.config, overrides))
+    else:
+        cfg = load_config(config_source, overrides)
+    if data_dir is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=os.path.abspath(data_dir)))
+    if print_config:
+        click.echo(dump_yaml(cfg), nl=False)
+        return
+    if saved is None:
+        training.check_run_dir(out or cfg.output.dir, overwrite)  # before a long data load
+    splits = load_splits(cfg.data, quiet=quiet)
+    progress = training.Silent() if quiet else _TrainProgress()
+    try:
+        history = training.train(cfg, splits, out, resume=saved, init_from=init_from, stop_after=stop_after,
+                                 overwrite=overwrite, progress=progress)
+    finally:
+        if not quiet:
+            progress.close()
+    if quiet:
+        click.echo(history.run_dir)
+
+
+@cli.command("eval")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
+              help="Which split of the data to evaluate on.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where data sets live, if not where the run found them (DATA_DIR/<dataset>/).")
+@click.option("--data-path", type=click.Path(file_okay=False, path_type=Path),
+              help="Any folder holding the four IDX files (.gz or raw), e.g. another copy or data set.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Examples per forward pass (memory stays flat for any N).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: accuracy, loss, n, confusion_matrix, per_class (precision, recall, f1).")
+def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path: Path | None,
+                 batch_size: int, as_json: bool) -> None:
+    """Evaluate a checkpoint: accuracy, loss, confusion matrix and per-class scores.
+
+    The data are the checkpoint's own (its config's data set and validation hold-out) unless
+    --data-dir or --data-path say where else to read them; a registered data set that is
+    missing is downloaded first. The loss is the data cost without the L2 term.
+
+    \b
+    Examples:
+      mlpcli eval runs/mnist-20250101-120000/best.npz
+      mlpcli eval runs/mnist-20250101-120000/last.npz --split validation --json
+      mlpcli eval best.npz --data-path ~/datasets/fashion-mnist
+    """
+    import dataclasses
+    import json
+    import os
+
+    from mlpcli import checkpoint as ckpt_io
+    from mlpcli.data import load_splits
+    from mlpcli.errors import ConfigError
+    from mlpcli.evaluate import evaluate, format_report
+
+    ckpt = ckpt_io.load(checkpoint)
+    data_cfg = ckpt.config.data
+    if data_dir is not None:
+        data_cfg = dataclasses.replace(data_cfg, dir=os.path.abspath(data_dir), path=None)
+    if data_path is not None:
+        data_cfg = dataclasses.replace(data_cfg, path=os.path.abspath(data_path))
+    if split == "validation" and data_cfg.validation == 0:
+        raise ConfigError(f"{checkpoint} was trained with data.validation: 0, so there is no validation split",
+                          "use --split test or --split train")
+    splits = load_splits(data_cfg, quiet=as_json)
+    X, y = {"test": (splits.X_test, splits.y_test), "validation": (splits.X_val, splits.y_val),
+            "train": (splits.X_train, splits.y_train)}[split]
+    result = evaluate(ckpt.network, X, y, batch_size=batch_size, class_names=splits.class_names)
+    if as_json:
+        click.echo(json.dumps({"checkpoint": str(checkpoint), "split": split, **result.to_json()}, indent=2))
+    else:
+        click.echo(format_report(result, f"{checkpoint} on the {split} split of {splits.dataset} "
+                                 f"({result.n} examples)"))
+
+
 def main() -> None:
     cli(prog_name="mlpcli")
 

@@ -99,6 +99,8 @@ def evaluate(
 def format_report(result: EvalResult, title: str = "") -> str:
     """Human-readable report: accuracy, loss, confusion matrix, per-class table."""
     names = [row["name"] for row in result.per_class]
+    if names == [str(k) for k in range(len(names))]:
+        names = [""] * len(names)  # digits: the class number is the name
     width = max(5, *(len(name) for name in names)) if names else 5
     lines = []
     if title:
@@ -116,7 +118,7 @@ def format_report(result: EvalResult, title: str = "") -> str:
     lines.append(f"{'':>2} {'class':<{width}}  precision  recall      f1  support")
     for row in result.per_class:
         lines.append(
-            f"{row['class']:>2} {row['name']:<{width}}  {row['precision']:>9.4f}  "
+            f"{row['class']:>2} {names[row['class']]:<{width}}  {row['precision']:>9.4f}  "
             f"{row['recall']:>6.4f}  {row['f1']:>6.4f}  {row['support']:>7}"
         )
     return "\n".join(lines)

@@ -25,6 +25,7 @@ import json
 import math
 import re
 import signal
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ import numpy as np
 
 from mlpcli import checkpoint
 from mlpcli.augment import augment
-from mlpcli.config import config_to_dict, dump_yaml
+from mlpcli.config import config_to_dict, dump_yaml, load_config
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from mlpcli.evaluate import evaluate
 from mlpcli.functions import one_hot
@@ -129,7 +130,8 @@ def train(
     """Train ``config``'s network on ``splits`` into a run folder and return its ``History``.
 
     out_dir: the run folder (default ``config.output.dir``, else runs/<name>-<timestamp>).
-    resume: a checkpoint of an unfinished run — continue it in its own folder. ``config``
+    resume: a checkpoint (path or loaded ``Checkpoint``) of an unfinished run — continue it
+        in its own folder. ``config``
         may be None (use the checkpoint's) or must equal the checkpoint's config except for
         ``training.epochs`` (which may grow) and where data and output live.
     init_from: a checkpoint whose weights start a new run (fine-tuning).
@@ -144,7 +146,7 @@ def train(
         raise ConfigError(f"--stop-after must be >= 1, got {stop_after}")
 
     if resume is not None:
-        saved = checkpoint.load(resume)
+        saved = resume if isinstance(resume, checkpoint.Checkpoint) else checkpoint.load(resume)
         config = _resume_config(saved, config)
         run_dir = saved.path.parent.resolve()
         if out_dir is not None and Path(out_dir).resolve() != run_dir:
@@ -175,7 +177,7 @@ def train(
 
     epochs = config.training.epochs
     if state.epoch >= epochs:
-        raise ConfigError(f"{resume} already finished all {epochs} epochs of its run",
+        raise ConfigError(f"{saved.path} already finished all {epochs} epochs of its run",
                           f"extend it with --set training.epochs=N (N > {epochs}), or start a new run with --init-from")
     if stop_after is not None and stop_after <= state.epoch:
         raise ConfigError(f"--stop-after {stop_after}, but the checkpoint already holds epoch {state.epoch}",
@@ -337,6 +339,18 @@ def _new_run_dir(out_dir, config, overwrite: bool) -> Path:
             run_dir, k = base.with_name(f"{base.name}-{k}"), k + 1
     else:
         run_dir = Path(out_dir)
+    check_run_dir(run_dir, overwrite)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in (LAST, BEST, METRICS):
+        (run_dir / name).unlink(missing_ok=True)
+    return run_dir.resolve()
+
+
+def check_run_dir(run_dir, overwrite: bool = False) -> None:
+    """Raise CheckpointError if ``run_dir`` holds checkpoints (unless ``overwrite``) or is a file."""
+    if run_dir is None:
+        return
+    run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise CheckpointError(f"run folder {run_dir} exists and is not a folder", "choose another --out")
     existing = sorted(p.name for p in run_dir.glob("*.npz")) if run_dir.is_dir() else []
@@ -345,10 +359,6 @@ def _new_run_dir(out_dir, config, overwrite: bool) -> Path:
             f"run folder {run_dir} already holds checkpoints ({', '.join(existing)})",
             f"continue it with --resume {run_dir / LAST}, choose another --out, or pass --overwrite",
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for name in (LAST, BEST, METRICS):
-        (run_dir / name).unlink(missing_ok=True)
-    return run_dir.resolve()
 
 
 def _resume_config(saved, config):
@@ -369,6 +379,16 @@ def _resume_config(saved, config):
         raise ConfigError(f"training.epochs={config.training.epochs} is less than the "
                           f"{saved.epoch} epochs {saved.path} already holds")
     return dataclasses.replace(config, name=saved.config.name)
+
+
+def config_for_resume(saved_config, overrides=()):
+    """A checkpoint's config with ``--set`` overrides applied (e.g. training.epochs=N)."""
+    if not overrides:
+        return saved_config
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "checkpoint.yaml"
+        path.write_text(dump_yaml(saved_config), encoding="utf-8")
+        return dataclasses.replace(load_config(path, overrides), name=saved_config.name)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

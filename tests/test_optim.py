@@ -1,0 +1,181 @@
+"""Update rules against hand-written references, their state, dtype, and the lr schedules."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mlpcli.config import AdamConfig, ScheduleConfig, TrainingConfig
+from mlpcli.errors import CheckpointError
+from mlpcli.network import Network
+from mlpcli.optim import Adam, Momentum, Nesterov, SGD, learning_rate, make_optimizer
+
+
+def net(dtype=np.float64, seed=0):
+    return Network.create([6, 5, 3], "tanh", "softmax", "log_likelihood", "xavier",
+                          np.random.default_rng(seed), dtype)
+
+
+def grads(network, k):
+    """Deterministic pseudo-gradients for step k, shaped like the parameters."""
+    rng = np.random.default_rng(100 + k)
+    dW = [None] + [rng.standard_normal(w.shape).astype(w.dtype) for w in network.W[1:]]
+    db = [None] + [rng.standard_normal(b.shape).astype(b.dtype) for b in network.b[1:]]
+    return dW, db
+
+
+def params(network):
+    return [p.copy() for p in network.W[1:] + network.b[1:]]
+
+
+def flat(dW, db):
+    return dW[1:] + db[1:]
+
+
+def run(optimizer_cls, steps=4, lr=0.1, **kwargs):
+    network = net()
+    optimizer = optimizer_cls(network, **kwargs)
+    start = params(network)
+    history = []
+    for k in range(steps):
+        dW, db = grads(network, k)
+        history.append(flat(dW, db))
+        optimizer.step(network, dW, db, lr)
+    return start, history, params(network)
+
+
+def test_sgd_is_theta_minus_lr_g():
+    start, history, end = run(SGD, lr=0.3)
+    for i, p in enumerate(start):
+        expected = p - 0.3 * sum(g[i] for g in history)
+        np.testing.assert_allclose(end[i], expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [Momentum, Nesterov])
+def test_momentum_and_nesterov_match_reference(cls):
+    mu, lr = 0.9, 0.05
+    start, history, end = run(cls, lr=lr, momentum=mu)
+    for i, p in enumerate(start):
+        theta, v = p.copy(), np.zeros_like(p)
+        for g in history:
+            v = mu * v + g[i]
+            theta = theta - lr * ((g[i] + mu * v) if cls is Nesterov else v)
+        np.testing.assert_allclose(end[i], theta, rtol=1e-12, atol=1e-12)
+
+
+def test_nesterov_differs_from_momentum():
+    assert not np.allclose(run(Momentum, momentum=0.9)[2][0], run(Nesterov, momentum=0.9)[2][0])
+
+
+def test_adam_matches_kingma_ba():
+    b1, b2, eps, lr = 0.8, 0.99, 1e-6, 0.01
+    start, history, end = run(Adam, lr=lr, beta1=b1, beta2=b2, eps=eps)
+    for i, p in enumerate(start):
+        theta, m, v = p.copy(), np.zeros_like(p), np.zeros_like(p)
+        for t, g in enumerate(history, start=1):
+            m = b1 * m + (1 - b1) * g[i]
+            v = b2 * v + (1 - b2) * g[i] ** 2
+            m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+            theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+        np.testing.assert_allclose(end[i], theta, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+def test_float32_stays_float32(name):
+    network = net(np.float32)
+    optimizer = make_optimizer(network, TrainingConfig(optimizer=name))
+    for k in range(3):
+        optimizer.step(network, *grads(network, k), 0.05)  # a Python float learning rate
+    assert all(p.dtype == np.float32 for p in params(network))
+    assert all(a.dtype == np.float32 for key, a in optimizer.state_dict().items() if key != "t")
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+def test_every_optimizer_lowers_the_objective(name):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((64, 6))
+    labels = X[:, :3].argmax(axis=1)
+    Y = np.eye(3)[labels]
+    network = net()
+    optimizer = make_optimizer(network, TrainingConfig(optimizer=name))
+    before = network.objective(X, Y, 0.1, 64)
+    for _ in range(50):
+        optimizer.step(network, *network.gradients(X, Y, 0.1, 64), 0.01 if name == "adam" else 0.1)
+    assert network.objective(X, Y, 0.1, 64) < 0.7 * before
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "adam"])
+def test_state_round_trip_continues_identically(name):
+    training = TrainingConfig(optimizer=name, adam=AdamConfig(beta1=0.85))
+    a = net()
+    opt_a = make_optimizer(a, training)
+    for k in range(3):
+        opt_a.step(a, *grads(a, k), 0.1)
+    b = Network([None] + [w.copy() for w in a.W[1:]], [None] + [x.copy() for x in a.b[1:]],
+                a.activations, a.output, a.cost)
+    opt_b = make_optimizer(b, training)
+    opt_b.load_state_dict(opt_a.state_dict())
+    for k in range(3, 6):
+        opt_a.step(a, *grads(a, k), 0.1)
+        opt_b.step(b, *grads(b, k), 0.1)
+    for p, q in zip(params(a), params(b)):
+        assert np.array_equal(p, q)
+
+
+def test_state_names_are_per_parameter():
+    state = make_optimizer(net(), TrainingConfig(optimizer="adam")).state_dict()
+    assert set(state) == {f"{s}_{k}{l}" for s in "ms" for k in "Wb" for l in (1, 2)} | {"t"}
+    assert set(make_optimizer(net(), TrainingConfig(optimizer="sgd")).state_dict()) == set()
+
+
+def test_load_state_of_another_optimizer_is_refused():
+    momentum_state = make_optimizer(net(), TrainingConfig(optimizer="momentum")).state_dict()
+    with pytest.raises(CheckpointError, match="optimizer"):
+        make_optimizer(net(), TrainingConfig(optimizer="adam")).load_state_dict(momentum_state)
+    bad = dict(momentum_state, v_W1=np.zeros((2, 2)))
+    with pytest.raises(CheckpointError, match="shape"):
+        make_optimizer(net(), TrainingConfig(optimizer="momentum")).load_state_dict(bad)
+
+
+# --- schedules -----------------------------------------------------------------------------
+
+
+def test_constant_schedule():
+    assert [learning_rate(0.1, ScheduleConfig(name="constant"), e, 5) for e in range(5)] == [0.1] * 5
+
+
+def test_step_schedule_multiplies_by_factor_every_n_epochs():
+    s = ScheduleConfig(name="step", step_every=2, factor=0.5)
+    assert [learning_rate(0.8, s, e, 7) for e in range(7)] == [0.8, 0.8, 0.4, 0.4, 0.2, 0.2, 0.1]
+
+
+def test_cosine_schedule_decays_from_base_and_never_reaches_zero():
+    s = ScheduleConfig(name="cosine")
+    rates = [learning_rate(1.0, s, e, 10) for e in range(10)]
+    assert rates[0] == 1.0
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert rates[-1] > 0
+    assert rates[5] == pytest.approx(0.5)
+    assert rates[3] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.3)))
+
+
+def test_cosine_is_recomputed_for_a_longer_run():
+    s = ScheduleConfig(name="cosine")
+    assert learning_rate(1.0, s, 4, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.4)))
+    assert learning_rate(1.0, s, 4, 20) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.2)))
+
+
+def test_warmup_is_linear_then_the_schedule_starts():
+    s = ScheduleConfig(name="cosine", warmup_epochs=3)
+    rates = [learning_rate(0.4, s, e, 13) for e in range(5)]
+    assert rates[:3] == pytest.approx([0.1, 0.2, 0.3])
+    assert rates[3] == 0.4
+    assert rates[4] == pytest.approx(0.4 * 0.5 * (1 + math.cos(math.pi * 0.1)))
+
+
+def test_schedule_is_a_pure_function():
+    s = SimpleNamespace(name="step", step_every=3, factor=0.1, warmup_epochs=0)
+    assert learning_rate(1.0, s, 7, 10) == learning_rate(1.0, s, 7, 10) == pytest.approx(0.01)
