@@ -21,7 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from mlpcli import config as C
-from mlpcli.cli import Group
+from mlpcli.cli import Group, cli
 from mlpcli.config import (
     Config,
     EarlyStoppingConfig,
@@ -284,9 +284,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
 # --- unknown keys --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "text, key, suggestion",
-    [
+UNKNOWN_KEYS = [
         ("trainig: {epochs: 3}\n", "trainig", "'training'"),
         ("training: {learning_rat: 0.1}\n", "training.learning_rat", "'learning_rate'"),
         ("training: {lr: 0.1}\n", "training.lr", "'training.learning_rate'"),
@@ -295,8 +293,10 @@ def test_top_level_must_be_a_mapping(tmp_path):
         ("model: {actvation: tanh}\n", "model.actvation", "'activation'"),
         ("data: {augment: {shfit: 2}}\n", "data.augment.shfit", "'shift'"),
         ("training: {adam: {beta_1: 0.8}}\n", "training.adam.beta_1", "'beta1'"),
-    ],
-)
+    ]
+
+
+@pytest.mark.parametrize("text, key, suggestion", UNKNOWN_KEYS)
 def test_unknown_key_names_file_and_suggests(tmp_path, text, key, suggestion):
     err = error_of(write(tmp_path, text))
     assert f"exp.yaml: unknown key '{key}'" in str(err)
@@ -311,9 +311,7 @@ def test_unknown_key_without_a_close_match_lists_the_valid_keys(tmp_path):
 # --- wrong types ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "text, key, expected",
-    [
+WRONG_TYPES = [
         ("training: {epochs: true}\n", "training.epochs", "an integer, got true"),  # bool is not int
         ("training: {epochs: 2.5}\n", "training.epochs", "an integer, got 2.5"),
         ("training: {batch_size: '128'}\n", "training.batch_size", 'an integer, got "128"'),
@@ -335,8 +333,10 @@ def test_unknown_key_without_a_close_match_lists_the_valid_keys(tmp_path):
         ("training: {adam: 0.9}\n", "training.adam", "a mapping"),
         ("training: {early_stopping: 5}\n", "training.early_stopping", "a mapping or null"),
         ("data: {augment: true}\n", "data.augment", "a mapping"),
-    ],
-)
+    ]
+
+
+@pytest.mark.parametrize("text, key, expected", WRONG_TYPES)
 def test_wrong_type_names_file_and_key(tmp_path, text, key, expected):
     err = str(error_of(write(tmp_path, text)))
     assert f"exp.yaml: {key} must be {expected}" in err
@@ -345,9 +345,7 @@ def test_wrong_type_names_file_and_key(tmp_path, text, key, expected):
 # --- out-of-range values, unknown names, bad combinations ----------------------------------------
 
 
-@pytest.mark.parametrize(
-    "text, key, expected",
-    [
+OUT_OF_RANGE = [
         ("regularization: {l2: -0.1}\n", "regularization.l2", ">= 0"),
         ("regularization: {l2: .nan}\n", "regularization.l2", ">= 0"),
         ("training: {learning_rate: 0}\n", "training.learning_rate", "> 0"),
@@ -380,16 +378,16 @@ def test_wrong_type_names_file_and_key(tmp_path, text, key, expected):
         ("model: {activation: [relu, tanh, relu]}\n", "model.activation", "3 entries for 2 hidden layers"),
         ("model: {activation: [relu]}\n", "model.activation", "1 entries for 2 hidden layers"),
         ("model: {dropout: [0.1]}\n", "model.dropout", "1 entries for 2 hidden layers"),
-    ],
-)
+    ]
+
+
+@pytest.mark.parametrize("text, key, expected", OUT_OF_RANGE)
 def test_out_of_range_names_file_and_key(tmp_path, text, key, expected):
     err = str(error_of(write(tmp_path, text)))
     assert f"exp.yaml: {key} " in err and expected in err
 
 
-@pytest.mark.parametrize(
-    "text, key, suggestion, listed",
-    [
+UNKNOWN_NAMES = [
         ("model: {activation: rellu}\n", "model.activation", "relu", "leaky_relu"),
         ("model: {activation: [relu, sigmod]}\n", "model.activation", "sigmoid", "tanh"),
         ("model: {output: softmx}\n", "model.output", "softmax", "identity"),
@@ -401,8 +399,10 @@ def test_out_of_range_names_file_and_key(tmp_path, text, key, expected):
         ("data: {dataset: fashion_mnist}\n", "data.dataset", "fashion-mnist", "kmnist"),
         ("training: {early_stopping: {metric: val_acc}}\n", "training.early_stopping.metric",
          "val_accuracy", "val_loss"),
-    ],
-)
+    ]
+
+
+@pytest.mark.parametrize("text, key, suggestion, listed", UNKNOWN_NAMES)
 def test_unknown_name_lists_valid_ones(tmp_path, text, key, suggestion, listed):
     err = error_of(write(tmp_path, text))
     assert f"exp.yaml: {key} is " in str(err)
@@ -515,11 +515,7 @@ def test_config_error_on_the_command_line_is_one_line_exit_2(tmp_path):
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_print_config_through_the_real_cli_if_present(tmp_path):
-    from mlpcli.cli import cli
-
-    if "train" not in cli.commands:
-        pytest.skip("train command not added yet")
+def test_print_config_prints_what_load_config_resolves(tmp_path):
     ok = CliRunner().invoke(cli, ["train", "--config", "nielsen-ch3", "--set", "training.epochs=2",
                                   "--print-config"])
     assert ok.exit_code == 0, ok.output
@@ -531,11 +527,7 @@ def test_print_config_through_the_real_cli_if_present(tmp_path):
     assert "did you mean 'batch_size'" in bad.output and "Traceback" not in bad.output
 
 
-def test_print_config_in_a_real_subprocess_if_present(tmp_path):
-    from mlpcli.cli import cli
-
-    if "train" not in cli.commands:
-        pytest.skip("train command not added yet")
+def test_config_error_in_a_real_subprocess_exits_2_without_traceback(tmp_path):
     path = write(tmp_path, "model: {layers: [784, 30, 10], activation: [relu, relu]}\n")
     proc = subprocess.run([sys.executable, "-m", "mlpcli", "train", "--config", str(path), "--print-config"],
                           capture_output=True, text=True, timeout=60)
@@ -550,3 +542,31 @@ def test_config_names_match_the_modules_that_use_them():
     fetch = pytest.importorskip("mlpcli.fetch")
     data = pytest.importorskip("mlpcli.data")
     assert set(C.DATASETS) == set(fetch.REGISTRY) == set(data.CLASS_NAMES)
+
+
+CLI_ERROR_CASES = [(text, key) for text, key, *_ in UNKNOWN_KEYS + WRONG_TYPES + OUT_OF_RANGE + UNKNOWN_NAMES]
+
+
+@pytest.mark.parametrize("text, key", CLI_ERROR_CASES)
+def test_every_config_error_through_train_print_config(tmp_path, text, key):
+    path = write(tmp_path, text)
+    result = CliRunner().invoke(cli, ["train", "--config", str(path), "--print-config"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert line.startswith(f"Error: {path}: ") and key in line
+    assert "\n" not in line and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--set", "training.epochs"], "--set 'training.epochs' is not key.path=value"),
+        (["--set", "model.layers=[784,30,2]"], "--set model.layers=[784,30,2]: model.layers must"),
+        (["--set", "data.augment.flip=true"], "data.augment.flip cannot be true for mnist"),
+        (["--set", "data.validation=0", "--set", "training.early_stopping={}"], "training.early_stopping needs"),
+        (["--config", "mnits"], "no config file or preset named 'mnits'"),
+    ],
+)
+def test_set_and_source_errors_through_train_print_config(args, expected):
+    result = CliRunner().invoke(cli, ["train", *args, "--print-config"])
+    assert result.exit_code == 2 and expected in result.output and "Traceback" not in result.output
