@@ -285,15 +285,15 @@ def test_top_level_must_be_a_mapping(tmp_path):
 
 
 UNKNOWN_KEYS = [
-        ("trainig: {epochs: 3}\n", "trainig", "'training'"),
-        ("training: {learning_rat: 0.1}\n", "training.learning_rat", "'learning_rate'"),
-        ("training: {lr: 0.1}\n", "training.lr", "'training.learning_rate'"),
-        ("l2: 5\n", "l2", "'regularization.l2'"),
-        ("layers: [784, 10]\n", "layers", "'model.layers'"),
-        ("model: {actvation: tanh}\n", "model.actvation", "'activation'"),
-        ("data: {augment: {shfit: 2}}\n", "data.augment.shfit", "'shift'"),
-        ("training: {adam: {beta_1: 0.8}}\n", "training.adam.beta_1", "'beta1'"),
-    ]
+    ("trainig: {epochs: 3}\n", "trainig", "'training'"),
+    ("training: {learning_rat: 0.1}\n", "training.learning_rat", "'learning_rate'"),
+    ("training: {lr: 0.1}\n", "training.lr", "'training.learning_rate'"),
+    ("l2: 5\n", "l2", "'regularization.l2'"),
+    ("layers: [784, 10]\n", "layers", "'model.layers'"),
+    ("model: {actvation: tanh}\n", "model.actvation", "'activation'"),
+    ("data: {augment: {shfit: 2}}\n", "data.augment.shfit", "'shift'"),
+    ("training: {adam: {beta_1: 0.8}}\n", "training.adam.beta_1", "'beta1'"),
+]
 
 
 @pytest.mark.parametrize("text, key, suggestion", UNKNOWN_KEYS)
@@ -312,28 +312,28 @@ def test_unknown_key_without_a_close_match_lists_the_valid_keys(tmp_path):
 
 
 WRONG_TYPES = [
-        ("training: {epochs: true}\n", "training.epochs", "an integer, got true"),  # bool is not int
-        ("training: {epochs: 2.5}\n", "training.epochs", "an integer, got 2.5"),
-        ("training: {batch_size: '128'}\n", "training.batch_size", 'an integer, got "128"'),
-        ("training: {learning_rate: fast}\n", "training.learning_rate", 'a number, got "fast"'),
-        ("training: {learning_rate: false}\n", "training.learning_rate", "a number, got false"),
-        ("regularization: {l2: [1]}\n", "regularization.l2", "a number"),
-        ("model: {layers: 784}\n", "model.layers", "a list of integers"),
-        ("model: {layers: [784, '30', 10]}\n", "model.layers", "a list of integers"),
-        ("model: {layers: [784, true, 10]}\n", "model.layers", "a list of integers"),
-        ("model: {activation: 3}\n", "model.activation", "a string or a list of strings"),
-        ("model: {dropout: half}\n", "model.dropout", "a number or a list of numbers"),
-        ("data: {augment: {flip: 1}}\n", "data.augment.flip", "true or false, got 1"),
-        ("data: {path: 5}\n", "data.path", "a string or null"),
-        ("data: {validation: null}\n", "data.validation", "an integer, got null"),
-        ("cost: [quadratic]\n", "cost", "a string"),
-        ("training: {seed: 1.0}\n", "training.seed", "an integer"),
-        ("name: 3\n", "name", "a string"),
-        ("training: 5\n", "training", "a mapping"),
-        ("training: {adam: 0.9}\n", "training.adam", "a mapping"),
-        ("training: {early_stopping: 5}\n", "training.early_stopping", "a mapping or null"),
-        ("data: {augment: true}\n", "data.augment", "a mapping"),
-    ]
+    ("training: {epochs: true}\n", "training.epochs", "an integer, got true"),  # bool is not int
+    ("training: {epochs: 2.5}\n", "training.epochs", "an integer, got 2.5"),
+    ("training: {batch_size: '128'}\n", "training.batch_size", 'an integer, got "128"'),
+    ("training: {learning_rate: fast}\n", "training.learning_rate", 'a number, got "fast"'),
+    ("training: {learning_rate: false}\n", "training.learning_rate", "a number, got false"),
+    ("regularization: {l2: [1]}\n", "regularization.l2", "a number"),
+    ("model: {layers: 784}\n", "model.layers", "a list of integers"),
+    ("model: {layers: [784, '30', 10]}\n", "model.layers", "a list of integers"),
+    ("model: {layers: [784, true, 10]}\n", "model.layers", "a list of integers"),
+    ("model: {activation: 3}\n", "model.activation", "a string or a list of strings"),
+    ("model: {dropout: half}\n", "model.dropout", "a number or a list of numbers"),
+    ("data: {augment: {flip: 1}}\n", "data.augment.flip", "true or false, got 1"),
+    ("data: {path: 5}\n", "data.path", "a string or null"),
+    ("data: {validation: null}\n", "data.validation", "an integer, got null"),
+    ("cost: [quadratic]\n", "cost", "a string"),
+    ("training: {seed: 1.0}\n", "training.seed", "an integer"),
+    ("name: 3\n", "name", "a string"),
+    ("training: 5\n", "training", "a mapping"),
+    ("training: {adam: 0.9}\n", "training.adam", "a mapping"),
+    ("training: {early_stopping: 5}\n", "training.early_stopping", "a mapping or null"),
+    ("data: {augment: true}\n", "data.augment", "a mapping"),
+]
 
 
 @pytest.mark.parametrize("text, key, expected", WRONG_TYPES)
@@ -346,39 +346,39 @@ def test_wrong_type_names_file_and_key(tmp_path, text, key, expected):
 
 
 OUT_OF_RANGE = [
-        ("regularization: {l2: -0.1}\n", "regularization.l2", ">= 0"),
-        ("regularization: {l2: .nan}\n", "regularization.l2", ">= 0"),
-        ("training: {learning_rate: 0}\n", "training.learning_rate", "> 0"),
-        ("training: {learning_rate: -0.5}\n", "training.learning_rate", "> 0"),
-        ("training: {learning_rate: .inf}\n", "training.learning_rate", "> 0"),
-        ("training: {batch_size: 0}\n", "training.batch_size", ">= 1"),
-        ("training: {epochs: 0}\n", "training.epochs", ">= 1"),
-        ("training: {momentum: 1.0}\n", "training.momentum", "[0, 1)"),
-        ("training: {momentum: -0.1}\n", "training.momentum", "[0, 1)"),
-        ("training: {adam: {beta1: 1}}\n", "training.adam.beta1", "[0, 1)"),
-        ("training: {adam: {beta2: -0.5}}\n", "training.adam.beta2", "[0, 1)"),
-        ("training: {adam: {eps: 0}}\n", "training.adam.eps", "> 0"),
-        ("training: {schedule: {step_every: 0}}\n", "training.schedule.step_every", ">= 1"),
-        ("training: {schedule: {factor: 0}}\n", "training.schedule.factor", "(0, 1]"),
-        ("training: {schedule: {factor: 1.5}}\n", "training.schedule.factor", "(0, 1]"),
-        ("training: {schedule: {warmup_epochs: -1}}\n", "training.schedule.warmup_epochs", ">= 0"),
-        ("training: {early_stopping: {patience: 0}}\n", "training.early_stopping.patience", ">= 1"),
-        ("training: {seed: -1}\n", "training.seed", ">= 0"),
-        ("data: {validation: -1}\n", "data.validation", ">= 0"),
-        ("data: {augment: {shift: -1}}\n", "data.augment.shift", ">= 0"),
-        ("data: {augment: {shift: 28}}\n", "data.augment.shift", "< 28"),
-        ("data: {dir: ''}\n", "data.dir", "must not be empty"),
-        ("model: {layers: []}\n", "model.layers", "must not be empty"),
-        ("model: {layers: [784]}\n", "model.layers", "start at 784"),
-        ("model: {layers: [100, 30, 10]}\n", "model.layers", "start at 784"),
-        ("model: {layers: [784, 30, 2]}\n", "model.layers", "end at 10"),
-        ("model: {layers: [784, 0, 10]}\n", "model.layers", ">= 1"),
-        ("model: {dropout: 1.0}\n", "model.dropout", "[0, 1)"),
-        ("model: {dropout: [0.5, -0.1]}\n", "model.dropout", "[0, 1)"),
-        ("model: {activation: [relu, tanh, relu]}\n", "model.activation", "3 entries for 2 hidden layers"),
-        ("model: {activation: [relu]}\n", "model.activation", "1 entries for 2 hidden layers"),
-        ("model: {dropout: [0.1]}\n", "model.dropout", "1 entries for 2 hidden layers"),
-    ]
+    ("regularization: {l2: -0.1}\n", "regularization.l2", ">= 0"),
+    ("regularization: {l2: .nan}\n", "regularization.l2", ">= 0"),
+    ("training: {learning_rate: 0}\n", "training.learning_rate", "> 0"),
+    ("training: {learning_rate: -0.5}\n", "training.learning_rate", "> 0"),
+    ("training: {learning_rate: .inf}\n", "training.learning_rate", "> 0"),
+    ("training: {batch_size: 0}\n", "training.batch_size", ">= 1"),
+    ("training: {epochs: 0}\n", "training.epochs", ">= 1"),
+    ("training: {momentum: 1.0}\n", "training.momentum", "[0, 1)"),
+    ("training: {momentum: -0.1}\n", "training.momentum", "[0, 1)"),
+    ("training: {adam: {beta1: 1}}\n", "training.adam.beta1", "[0, 1)"),
+    ("training: {adam: {beta2: -0.5}}\n", "training.adam.beta2", "[0, 1)"),
+    ("training: {adam: {eps: 0}}\n", "training.adam.eps", "> 0"),
+    ("training: {schedule: {step_every: 0}}\n", "training.schedule.step_every", ">= 1"),
+    ("training: {schedule: {factor: 0}}\n", "training.schedule.factor", "(0, 1]"),
+    ("training: {schedule: {factor: 1.5}}\n", "training.schedule.factor", "(0, 1]"),
+    ("training: {schedule: {warmup_epochs: -1}}\n", "training.schedule.warmup_epochs", ">= 0"),
+    ("training: {early_stopping: {patience: 0}}\n", "training.early_stopping.patience", ">= 1"),
+    ("training: {seed: -1}\n", "training.seed", ">= 0"),
+    ("data: {validation: -1}\n", "data.validation", ">= 0"),
+    ("data: {augment: {shift: -1}}\n", "data.augment.shift", ">= 0"),
+    ("data: {augment: {shift: 28}}\n", "data.augment.shift", "< 28"),
+    ("data: {dir: ''}\n", "data.dir", "must not be empty"),
+    ("model: {layers: []}\n", "model.layers", "must not be empty"),
+    ("model: {layers: [784]}\n", "model.layers", "start at 784"),
+    ("model: {layers: [100, 30, 10]}\n", "model.layers", "start at 784"),
+    ("model: {layers: [784, 30, 2]}\n", "model.layers", "end at 10"),
+    ("model: {layers: [784, 0, 10]}\n", "model.layers", ">= 1"),
+    ("model: {dropout: 1.0}\n", "model.dropout", "[0, 1)"),
+    ("model: {dropout: [0.5, -0.1]}\n", "model.dropout", "[0, 1)"),
+    ("model: {activation: [relu, tanh, relu]}\n", "model.activation", "3 entries for 2 hidden layers"),
+    ("model: {activation: [relu]}\n", "model.activation", "1 entries for 2 hidden layers"),
+    ("model: {dropout: [0.1]}\n", "model.dropout", "1 entries for 2 hidden layers"),
+]
 
 
 @pytest.mark.parametrize("text, key, expected", OUT_OF_RANGE)
@@ -388,18 +388,18 @@ def test_out_of_range_names_file_and_key(tmp_path, text, key, expected):
 
 
 UNKNOWN_NAMES = [
-        ("model: {activation: rellu}\n", "model.activation", "relu", "leaky_relu"),
-        ("model: {activation: [relu, sigmod]}\n", "model.activation", "sigmoid", "tanh"),
-        ("model: {output: softmx}\n", "model.output", "softmax", "identity"),
-        ("model: {init: xavir}\n", "model.init", "xavier", "nielsen"),
-        ("cost: cross-entropy\n", "cost", "cross_entropy", "log_likelihood"),
-        ("training: {optimizer: nesterow}\n", "training.optimizer", "nesterov", "adam"),
-        ("training: {schedule: {name: cosin}}\n", "training.schedule.name", "cosine", "step"),
-        ("training: {dtype: flaot32}\n", "training.dtype", "float32", "float64"),
-        ("data: {dataset: fashion_mnist}\n", "data.dataset", "fashion-mnist", "kmnist"),
-        ("training: {early_stopping: {metric: val_acc}}\n", "training.early_stopping.metric",
-         "val_accuracy", "val_loss"),
-    ]
+    ("model: {activation: rellu}\n", "model.activation", "relu", "leaky_relu"),
+    ("model: {activation: [relu, sigmod]}\n", "model.activation", "sigmoid", "tanh"),
+    ("model: {output: softmx}\n", "model.output", "softmax", "identity"),
+    ("model: {init: xavir}\n", "model.init", "xavier", "nielsen"),
+    ("cost: cross-entropy\n", "cost", "cross_entropy", "log_likelihood"),
+    ("training: {optimizer: nesterow}\n", "training.optimizer", "nesterov", "adam"),
+    ("training: {schedule: {name: cosin}}\n", "training.schedule.name", "cosine", "step"),
+    ("training: {dtype: flaot32}\n", "training.dtype", "float32", "float64"),
+    ("data: {dataset: fashion_mnist}\n", "data.dataset", "fashion-mnist", "kmnist"),
+    ("training: {early_stopping: {metric: val_acc}}\n", "training.early_stopping.metric",
+     "val_accuracy", "val_loss"),
+]
 
 
 @pytest.mark.parametrize("text, key, suggestion, listed", UNKNOWN_NAMES)
