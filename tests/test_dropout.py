@@ -156,3 +156,34 @@ def test_predictions_never_use_dropout():
     first, second = net.predict_proba(X), net.predict_proba(X)
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first, net.forward(X)[1][-1])
+
+
+# --- in training runs -------------------------------------------------------------------------
+
+
+def test_validation_metrics_and_eval_never_use_dropout(tiny_config, tmp_path):
+    """With half the units dropped in training, the recorded val_loss is still exactly what a
+    dropout-free evaluation of the saved weights gives, and two evaluations agree bit for bit."""
+    from click.testing import CliRunner
+
+    from mlpcli import checkpoint
+    from mlpcli.cli import cli
+    from mlpcli.data import load_splits
+    from mlpcli.evaluate import evaluate
+    from mlpcli.train import train
+
+    config = tiny_config("model.dropout=0.5", "training.epochs=2")
+    splits = load_splits(config.data, fetch_missing=False, quiet=True)
+    history = train(config, splits, tmp_path / "run")
+    saved = checkpoint.load(history.last_checkpoint)
+    first = evaluate(saved.network, splits.X_val, splits.y_val)
+    second = evaluate(saved.network, splits.X_val, splits.y_val)
+    assert first.loss == second.loss and first.accuracy == second.accuracy
+    assert first.loss == pytest.approx(history.epochs[-1]["val_loss"], rel=1e-12)
+    assert first.accuracy == history.epochs[-1]["val_accuracy"]
+
+    runner = CliRunner()
+    args = ["eval", str(history.last_checkpoint), "--split", "validation", "--json"]
+    outputs = [runner.invoke(cli, args) for _ in range(2)]
+    assert all(result.exit_code == 0 for result in outputs), outputs[0].output
+    assert outputs[0].output == outputs[1].output
