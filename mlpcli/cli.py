@@ -335,8 +335,10 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
               help="Examples per forward pass (memory stays flat for any N).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: accuracy, loss, n, confusion_matrix, per_class (precision, recall, f1).")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also draw DIR/confusion.png and DIR/mistakes.png (needs: pip install 'mlpcli[plot]').")
 def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path: Path | None,
-                 batch_size: int, as_json: bool) -> None:
+                 batch_size: int, as_json: bool, plot_dir: Path | None) -> None:
     """Evaluate a checkpoint: accuracy, loss, confusion matrix and per-class scores.
 
     The data are the checkpoint's own (its config's data set and validation hold-out) unless
@@ -348,6 +350,7 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
       mlpcli eval runs/mnist-20250101-120000/best.npz
       mlpcli eval runs/mnist-20250101-120000/last.npz --split validation --json
       mlpcli eval best.npz --data-path ~/datasets/fashion-mnist
+      mlpcli eval best.npz --plot pictures    # + confusion.png, mistakes.png
     """
     import dataclasses
     import json
@@ -358,6 +361,10 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
     from mlpcli.errors import ConfigError
     from mlpcli.evaluate import evaluate, format_report
 
+    if plot_dir is not None:
+        from mlpcli import plot
+
+        plot.pyplot()  # a missing plot extra fails now, not after the evaluation
     ckpt = ckpt_io.load(checkpoint)
     data_cfg = ckpt.config.data
     if data_dir is not None:
@@ -370,12 +377,17 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
     splits = load_splits(data_cfg, quiet=as_json)
     X, y = {"test": (splits.X_test, splits.y_test), "validation": (splits.X_val, splits.y_val),
             "train": (splits.X_train, splits.y_train)}[split]
-    result = evaluate(ckpt.network, X, y, batch_size=batch_size, class_names=splits.class_names)
+    result = evaluate(ckpt.network, X, y, batch_size=batch_size, class_names=splits.class_names,
+                      keep_probabilities=plot_dir is not None)
     if as_json:
         click.echo(json.dumps({"checkpoint": str(checkpoint), "split": split, **result.to_json()}, indent=2))
     else:
         click.echo(format_report(result, f"{checkpoint} on the {split} split of {splits.dataset} "
                                  f"({result.n} examples)"))
+    if plot_dir is not None:
+        for path in plot.eval_pictures(plot_dir, X, y, result.probabilities, splits.class_names,
+                                       output=ckpt.network.output, split=split):
+            click.echo(f"wrote {path}", err=as_json)
 
 
 def main() -> None:
