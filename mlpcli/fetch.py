@@ -232,8 +232,8 @@ class HttpOptions:
 
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
-    retries: int = 4  # per request: connection errors, 429 and 5xx, with exponential backoff
-    backoff: float = 1.0  # seconds before the 2nd retry (urllib3's backoff_factor)
+    retries: int = 3  # per request: connection errors, 429 and 5xx, with exponential backoff
+    backoff: float = 0.5  # urllib3's backoff_factor: waits grow 2× per retry
     resumes: int = 3  # per mirror: a connection dropped mid-body is resumed this many times
     max_retry_after: float = 60.0  # never wait longer than this for a server's Retry-After
 
@@ -518,7 +518,7 @@ def _fetch_file(job: _Job, spec: FileSpec, force: bool) -> str:
         return f"{spec.name}: downloaded from {mirror} ({_mb(final)}), {verified}"
     note = f"; {job.note}" if job.note else ""
     raise FetchError(
-        f"{spec.name}: every mirror failed — " + "; ".join(failures) + note,
+        f"{spec.name}: every mirror failed: " + "; ".join(failures) + note,
         "give a working mirror with --mirror URL (or MLPCLI_MIRROR), "
         "or import local copies with --from DIR")
 
