@@ -213,12 +213,14 @@ class _TrainProgress:
         self.loss_sum, self.count = 0.0, 0
 
     def start_epoch(self, epoch: int, epochs: int, n_batches: int) -> None:
+        import sys
+
         from tqdm import tqdm
 
         self.close()
         self.epochs, self.loss_sum, self.count = epochs, 0.0, 0
         self.bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
-                        dynamic_ncols=True, file=click.get_text_stream("stderr"), disable=None)
+                        dynamic_ncols=True, file=sys.stderr, disable=None)
 
     def batch(self, loss: float) -> None:
         self.loss_sum += loss
@@ -300,8 +302,8 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
         from mlpcli import checkpoint as ckpt_io
 
         saved = ckpt_io.load(resume)
-        cfg = (load_config(config_source, overrides) if config_source is not None
-               else training.config_for_resume(saved.config, overrides))
+        given = load_config(config_source, overrides) if config_source is not None else None
+        cfg = training.resume_config(saved, given, overrides)
     else:
         cfg = load_config(config_source, overrides)
     if data_dir is not None:

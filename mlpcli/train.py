@@ -207,10 +207,12 @@ def train(
             lr = learning_rate(config.training.learning_rate, config.training.schedule, epoch, epochs)
             n_batches = -(-n // config.training.batch_size)
             progress.start_epoch(epoch + 1, epochs, n_batches)
-            train_loss, train_accuracy = _train_epoch(
-                network, optimizer, X, y, rng, config, lr, lam, rates, progress, epoch + 1
-            )
-            val = evaluate(network, splits.X_val, splits.y_val) if n_val else None
+            # Overflow shows up as inf/NaN in the loss, which is checked: no warnings needed.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                train_loss, train_accuracy = _train_epoch(
+                    network, optimizer, X, y, rng, config, lr, lam, rates, progress, epoch + 1
+                )
+                val = evaluate(network, splits.X_val, splits.y_val) if n_val else None
             if val is not None and not math.isfinite(val.loss):
                 raise _diverged(config, epoch + 1, "the validation loss", val.loss, run_dir, state.epoch)
             metrics = {
@@ -379,6 +381,14 @@ def _resume_config(saved, config):
         raise ConfigError(f"training.epochs={config.training.epochs} is less than the "
                           f"{saved.epoch} epochs {saved.path} already holds")
     return dataclasses.replace(config, name=saved.config.name)
+
+
+def resume_config(saved, config=None, overrides=()):
+    """The config a resumed run continues with: ``config`` (checked against the checkpoint's)
+    or else the checkpoint's own with ``overrides`` (e.g. training.epochs=N) applied."""
+    if config is None:
+        config = config_for_resume(saved.config, overrides)
+    return _resume_config(saved, config)
 
 
 def config_for_resume(saved_config, overrides=()):

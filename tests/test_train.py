@@ -1,0 +1,432 @@
+"""The training loop: learning, exact resume, run folders, early stopping, divergence, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlpcli import checkpoint
+from mlpcli.cli import cli
+from mlpcli.config import load_config
+from mlpcli.data import load_splits
+from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
+from mlpcli.evaluate import evaluate
+from mlpcli.network import Network
+from mlpcli.train import METRIC_KEYS, config_for_resume, train
+
+
+class Recorder:
+    """A Progress callback that remembers what it was told."""
+
+    def __init__(self):
+        self.events, self.messages = [], []
+
+    def start_epoch(self, epoch, epochs, n_batches):
+        self.events.append(("start", epoch, epochs, n_batches))
+
+    def batch(self, loss):
+        self.events.append(("batch", loss))
+
+    def end_epoch(self, metrics):
+        self.events.append(("end", metrics["epoch"]))
+
+    def message(self, text):
+        self.messages.append(text)
+
+
+def weights(network):
+    return network.W[1:] + network.b[1:]
+
+
+def assert_same_weights(a, b):
+    for x, y in zip(weights(a), weights(b), strict=True):
+        assert np.array_equal(x, y)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+# --- learning ------------------------------------------------------------------------------
+
+
+XOR_SETTINGS = ["data.validation=1000", "model.layers=[784,128,10]", "training.epochs=12",
+                "training.batch_size=64", "training.optimizer=adam", "training.learning_rate=0.01",
+                "training.schedule.name=constant", "regularization.l2=0.1", "name=xor"]
+
+
+def train_xor(xor_data, tmp_path):
+    config = load_config(None, [f"data.path={xor_data}", *XOR_SETTINGS])
+    splits = load_splits(config.data)
+    history = train(config, splits, tmp_path / "run")
+    return evaluate(history.network, splits.X_test, splits.y_test).accuracy
+
+
+def test_hidden_layer_learns_the_xor_classes(xor_data, tmp_path):
+    assert train_xor(xor_data, tmp_path) >= 0.95
+
+
+@pytest.mark.parametrize("sabotage", ["zero hidden gradients", "flip hidden gradient sign"])
+def test_without_working_hidden_gradients_it_cannot(xor_data, tmp_path, monkeypatch, sabotage):
+    backward = Network.backward
+
+    def broken(self, *args, **kwargs):
+        dW, db = backward(self, *args, **kwargs)
+        factor = 0 if sabotage.startswith("zero") else -1
+        for l in range(1, self.L):  # hidden layers only; the output layer still learns
+            dW[l], db[l] = factor * dW[l], factor * db[l]
+        return dW, db
+
+    monkeypatch.setattr(Network, "backward", broken)
+    try:
+        accuracy = train_xor(xor_data, tmp_path)
+    except DivergenceError:
+        accuracy = 0.0
+    assert accuracy < 0.6
+
+
+# --- reproducibility and exact resume ------------------------------------------------------
+
+
+RESUME_CASES = {
+    "adam+dropout+shift+cosine": ["training.optimizer=adam", "training.learning_rate=0.005",
+                                  "model.dropout=0.2", "data.augment.shift=2", "training.schedule.name=cosine"],
+    "nesterov+step": ["training.optimizer=nesterov", "training.schedule.name=step",
+                      "training.schedule.step_every=1", "training.schedule.factor=0.7",
+                      "data.augment.flip=true", "data.dataset=fashion-mnist"],
+    "momentum+warmup+float64": ["training.optimizer=momentum", "training.schedule.warmup_epochs=2",
+                                "training.dtype=float64"],
+}
+
+
+@pytest.mark.parametrize("case", RESUME_CASES)
+def test_resume_equals_uninterrupted_run(tiny_config, tmp_path, case):
+    config = tiny_config("training.epochs=4", *RESUME_CASES[case])
+    splits = load_splits(config.data)
+    whole = train(config, splits, tmp_path / "whole")
+
+    first = train(config, splits, tmp_path / "split", stop_after=2)
+    assert first.stopped == "stop_after" and len(first.epochs) == 2
+    assert checkpoint.load(tmp_path / "split" / "last.npz").epoch == 2
+    second = train(None, splits, resume=tmp_path / "split" / "last.npz")
+
+    assert_same_weights(whole.network, second.network)
+    a, b = checkpoint.load(whole.last_checkpoint), checkpoint.load(second.last_checkpoint)
+    for name in a.optimizer_state:
+        assert np.array_equal(a.optimizer_state[name], b.optimizer_state[name])
+    assert a.meta["rng_state"] == b.meta["rng_state"]
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in read_metrics(tmp_path / "whole")]
+    assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in read_metrics(tmp_path / "split")]
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny_config, tmp_path):
+    config = tiny_config("training.epochs=2", "model.dropout=0.1")
+    splits = load_splits(config.data)
+    a = train(config, splits, tmp_path / "a").network
+    b = train(config, splits, tmp_path / "b").network
+    c = train(tiny_config("training.epochs=2", "model.dropout=0.1", "training.seed=1"), splits, tmp_path / "c").network
+    assert_same_weights(a, b)
+    assert not np.array_equal(a.W[1], c.W[1])
+
+
+def test_ctrl_c_mid_epoch_keeps_last_completed_epoch_and_resumes_exactly(tiny_config, tmp_path, monkeypatch):
+    config = tiny_config("training.epochs=3", "model.dropout=0.2")
+    splits = load_splits(config.data)
+    whole = train(config, splits, tmp_path / "whole")
+
+    class InterruptInEpoch2(Recorder):
+        def batch(self, loss):
+            super().batch(loss)
+            if len(self.events) > 16 + 2 + 5:  # epoch 1: start + 16 batches + end; then 5 more
+                raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as error:
+        train(config, splits, tmp_path / "cut", progress=InterruptInEpoch2())
+    run = tmp_path / "cut"
+    assert error.value.exit_code == 130
+    assert "holds epoch 1" in error.value.message
+    assert f"--resume {run / 'last.npz'}" in error.value.hint
+    assert checkpoint.load(run / "last.npz").epoch == 1
+    assert len(read_metrics(run)) == 1
+
+    resumed = train(None, splits, resume=run / "last.npz")
+    assert_same_weights(whole.network, resumed.network)
+
+
+def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved(tiny_config, tmp_path):
+    class InterruptAtOnce(Recorder):
+        def batch(self, loss):
+            raise KeyboardInterrupt
+
+    config = tiny_config()
+    with pytest.raises(Interrupted, match="nothing was saved"):
+        train(config, load_splits(config.data), tmp_path / "run", progress=InterruptAtOnce())
+    assert not (tmp_path / "run" / "last.npz").exists()
+
+
+def test_resume_can_extend_the_run_and_recomputes_the_schedule(tiny_config, tmp_path):
+    config = tiny_config("training.epochs=2", "training.schedule.name=cosine")
+    splits = load_splits(config.data)
+    train(config, splits, tmp_path / "run")
+    longer = config_for_resume(checkpoint.load(tmp_path / "run" / "last.npz").config, ["training.epochs=4"])
+    history = train(longer, splits, resume=tmp_path / "run" / "last.npz")
+    rows = read_metrics(tmp_path / "run")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and len(history.epochs) == 4
+    assert rows[2]["learning_rate"] == pytest.approx(0.05 * 0.5 * (1 + np.cos(np.pi * 2 / 4)))
+    assert load_config(tmp_path / "run" / "config.yaml").training.epochs == 4
+
+
+def test_resume_of_a_finished_run_says_how_to_extend(tiny_config, tmp_path):
+    config = tiny_config("training.epochs=1")
+    splits = load_splits(config.data)
+    train(config, splits, tmp_path / "run")
+    with pytest.raises(ConfigError, match="already finished") as error:
+        train(None, splits, resume=tmp_path / "run" / "last.npz")
+    assert "training.epochs" in error.value.hint
+
+
+def test_resume_with_a_different_config_is_an_error(tiny_config, tmp_path):
+    config = tiny_config("training.epochs=2")
+    splits = load_splits(config.data)
+    train(config, splits, tmp_path / "run", stop_after=1)
+    other = tiny_config("training.epochs=2", "training.learning_rate=0.2")
+    with pytest.raises(ConfigError, match="training.learning_rate") as error:
+        train(other, splits, resume=tmp_path / "run" / "last.npz")
+    assert "--init-from" in error.value.hint
+    # where the data lives may change
+    moved = tiny_config("training.epochs=2", "data.dir=elsewhere")
+    assert len(train(moved, splits, resume=tmp_path / "run" / "last.npz").epochs) == 2
+
+
+# --- the run folder ------------------------------------------------------------------------
+
+
+def test_run_folder_contents(tiny_config, tmp_path):
+    config = tiny_config()
+    progress = Recorder()
+    history = train(config, load_splits(config.data), tmp_path / "run", progress=progress)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.jsonl"]
+    assert load_config(run / "config.yaml") == config
+    rows = read_metrics(run)
+    assert [list(r) for r in rows] == [list(METRIC_KEYS)] * 3
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert all(r["l2_penalty"] > 0 and r["seconds"] >= 0 and 0 <= r["val_accuracy"] <= 1 for r in rows)
+    last, best = checkpoint.load(run / "last.npz"), checkpoint.load(run / "best.npz")
+    assert last.epoch == 3 and last.meta["metrics"] == rows[-1]
+    assert best.epoch == history.best_epoch
+    assert best.meta["metrics"]["val_accuracy"] == max(r["val_accuracy"] for r in rows)
+    assert_same_weights(last.network, history.network)
+    assert progress.messages[0] == progress.messages[-1] == f"run folder: {run.resolve()}"
+    starts = [e for e in progress.events if e[0] == "start"]
+    assert starts == [("start", k, 3, 16) for k in (1, 2, 3)]  # 500 examples / 32 per batch
+    assert sum(1 for e in progress.events if e[0] == "batch") == 3 * 16
+
+
+def test_train_loss_and_accuracy_improve_on_learnable_data(tiny_config, tmp_path):
+    config = tiny_config("training.epochs=5")
+    history = train(config, load_splits(config.data), tmp_path / "run")
+    first, last = history.epochs[0], history.epochs[-1]
+    assert last["train_loss"] < first["train_loss"]
+    assert last["val_accuracy"] > 0.9
+
+
+def test_existing_checkpoints_are_never_overwritten_without_overwrite(tiny_config, tmp_path):
+    config = tiny_config("training.epochs=1")
+    splits = load_splits(config.data)
+    train(config, splits, tmp_path / "run")
+    before = (tmp_path / "run" / "last.npz").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds checkpoints") as error:
+        train(config, splits, tmp_path / "run")
+    assert "--overwrite" in error.value.hint and "--resume" in error.value.hint
+    assert (tmp_path / "run" / "last.npz").read_bytes() == before
+    train(tiny_config("training.epochs=2"), splits, tmp_path / "run", overwrite=True)
+    assert [r["epoch"] for r in read_metrics(tmp_path / "run")] == [1, 2]
+
+
+def test_default_run_folder_is_runs_name_timestamp(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config("training.epochs=1")
+    splits = load_splits(config.data)
+    a = train(config, splits).run_dir
+    b = train(config, splits).run_dir  # the same second: a new folder, never the same one
+    assert a.parent == b.parent == (tmp_path / "runs").resolve()
+    assert re.fullmatch(r"tiny-\d{8}-\d{6}", a.name)
+    assert a != b
+    out = tmp_path / "chosen"
+    assert train(tiny_config("training.epochs=1", f"output.dir={out}"), splits).run_dir == out
+
+
+def test_validation_zero_writes_no_best_and_says_so(tiny_config, tmp_path):
+    config = tiny_config("data.validation=0", "training.epochs=2")
+    progress = Recorder()
+    history = train(config, load_splits(config.data), tmp_path / "run", progress=progress)
+    assert not (tmp_path / "run" / "best.npz").exists()
+    assert history.best_checkpoint is None
+    assert any("no best.npz" in m for m in progress.messages)
+    rows = read_metrics(tmp_path / "run")
+    assert all(r["val_loss"] is None and r["val_accuracy"] is None for r in rows)
+
+
+# --- early stopping, divergence, fine-tuning ------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["val_accuracy", "val_loss"])
+def test_early_stopping_after_patience_epochs_without_improvement(tiny_config, tmp_path, metric):
+    # A learning rate far below float32 resolution: the weights never change, nothing improves.
+    config = tiny_config("training.epochs=10", "training.learning_rate=1e-30", "regularization.l2=0",
+                         f"training.early_stopping={{patience: 2, metric: {metric}}}")
+    progress = Recorder()
+    history = train(config, load_splits(config.data), tmp_path / "run", progress=progress)
+    assert history.stopped == "early_stopping"
+    assert len(history.epochs) == 3
+    assert any("early stopping" in m for m in progress.messages)
+
+
+def test_nan_raises_divergence_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path, monkeypatch):
+    config = tiny_config("training.epochs=3")
+    backward, calls = Network.backward, []
+
+    def poisoned(self, *args, **kwargs):
+        calls.append(1)
+        dW, db = backward(self, *args, **kwargs)
+        if len(calls) > 20:  # epoch 1 has 16 batches; poison epoch 2
+            dW[1] = dW[1] * np.float32("nan")
+        return dW, db
+
+    monkeypatch.setattr(Network, "backward", poisoned)
+    with pytest.raises(DivergenceError, match="epoch 2") as error:
+        train(config, load_splits(config.data), tmp_path / "run")
+    assert "training.learning_rate=0.005" in error.value.hint
+    kept = checkpoint.load(tmp_path / "run" / "last.npz")
+    assert kept.epoch == 1 and all(np.isfinite(w).all() for w in weights(kept.network))
+
+
+def test_a_huge_learning_rate_diverges_with_a_clear_error(tiny_config, tmp_path):
+    config = tiny_config("training.learning_rate=1e30", "training.optimizer=sgd", "model.init=normal")
+    with pytest.raises(DivergenceError, match="diverged") as error:
+        train(config, load_splits(config.data), tmp_path / "run")
+    assert "lower the learning rate" in error.value.hint
+    assert "no checkpoint was written" in error.value.message
+
+
+def test_init_from_starts_a_new_run_from_checkpoint_weights(tiny_config, tmp_path):
+    splits = load_splits(tiny_config().data)
+    source = train(tiny_config("training.epochs=1"), splits, tmp_path / "source")
+    frozen = tiny_config("training.epochs=1", "training.learning_rate=1e-30", "regularization.l2=0",
+                         "training.optimizer=sgd", "training.seed=5")
+    tuned = train(frozen, splits, tmp_path / "tuned", init_from=source.last_checkpoint)
+    assert_same_weights(source.network, tuned.network)
+    assert checkpoint.load(tuned.last_checkpoint).meta["init_from"] == str(source.last_checkpoint)
+    fresh = train(frozen, splits, tmp_path / "fresh")
+    assert not np.array_equal(fresh.network.W[1], tuned.network.W[1])
+    with pytest.raises(ConfigError, match="model.layers"):
+        train(tiny_config("model.layers=[784,8,10]"), splits, tmp_path / "x", init_from=source.last_checkpoint)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def base_args(tiny_data, *extra):
+    args = ["train", "--set", f"data.path={tiny_data}", "--set", "data.validation=100",
+            "--set", "model.layers=[784,16,10]", "--set", "training.epochs=2", "--set", "name=tiny"]
+    return args + list(extra)
+
+
+def test_cli_train_prints_folder_and_one_line_per_epoch(tiny_data, tmp_path):
+    result = CliRunner().invoke(cli, base_args(tiny_data, "--out", str(tmp_path / "run")))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == lines[-1] == f"run folder: {(tmp_path / 'run').resolve()}"
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2
+    assert re.match(r"epoch 1/2  train loss \d\.\d{4} acc \d\.\d{4}  val loss \d\.\d{4} acc \d\.\d{4}", epoch_lines[0])
+
+
+def test_cli_quiet_prints_only_the_run_folder(tiny_data, tmp_path):
+    result = CliRunner().invoke(cli, base_args(tiny_data, "--out", str(tmp_path / "run"), "--quiet"))
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{(tmp_path / 'run').resolve()}\n"
+
+
+def test_cli_print_config_round_trips(tiny_data, tmp_path):
+    result = CliRunner().invoke(cli, base_args(tiny_data, "--print-config"))
+    assert result.exit_code == 0
+    (tmp_path / "c.yaml").write_text(result.output)
+    printed = load_config(tmp_path / "c.yaml")
+    assert printed.model.layers == (784, 16, 10) and printed.name == "tiny"
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("setting, key", [
+    ("training.batch_size=0", "training.batch_size"),
+    ("model.layers=[784,30,9]", "model.layers"),
+    ("training.learning_rate=-1", "training.learning_rate"),
+    ("training.epoch=3", "training.epoch"),
+    ("regularization.l2=-5", "regularization.l2"),
+])
+def test_cli_config_errors_exit_2_naming_the_key(tiny_data, setting, key):
+    result = CliRunner().invoke(cli, base_args(tiny_data, "--set", setting))
+    assert result.exit_code == 2
+    assert result.output.startswith("Error:") and key in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_config_file_error_names_file_and_key(tiny_data, tmp_path):
+    (tmp_path / "bad.yaml").write_text("training:\n  optimiser: adam\n")
+    result = CliRunner().invoke(cli, ["train", "--config", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2
+    assert "bad.yaml" in result.output and "optimiser" in result.output and "optimizer" in result.output
+
+
+def test_cli_refuses_to_overwrite_and_resumes(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    runner = CliRunner()
+    assert runner.invoke(cli, base_args(tiny_data, "--out", str(run), "--stop-after", "1")).exit_code == 0
+    again = runner.invoke(cli, base_args(tiny_data, "--out", str(run)))
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    differ = runner.invoke(cli, ["train", "--resume", str(run / "last.npz"), "--config", "mnist"])
+    assert differ.exit_code == 2 and "differs" in differ.output
+    resumed = runner.invoke(cli, ["train", "--resume", str(run / "last.npz"), "--set", "training.epochs=3"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming from" in resumed.output
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3]
+
+
+def test_sigint_to_a_real_training_process_leaves_a_loadable_checkpoint(tiny_data, tmp_path):
+    if os.name != "posix":
+        pytest.skip("SIGINT delivery to a child process is POSIX-specific")
+    run = tmp_path / "run"
+    args = base_args(tiny_data, "--out", str(run), "--set", "training.epochs=100000")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlpcli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a child started from a background job may inherit "ignore SIGINT"; give it the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "last.npz").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no epoch completed in time"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and f"--resume {run.resolve() / 'last.npz'}" in stderr
+    assert "Traceback" not in stderr
+    saved = checkpoint.load(run / "last.npz")
+    assert saved.epoch >= 1
+    assert [r["epoch"] for r in read_metrics(run)] == list(range(1, saved.epoch + 1))
