@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +14,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mlpcli import plot
+from mlpcli import checkpoint, plot
 from mlpcli.cli import cli
+from mlpcli.config import load_config
 from mlpcli.errors import CheckpointError
+from mlpcli.network import Network, scale01
 from mlpcli.predict import MissingExtraError
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -236,3 +240,62 @@ def test_eval_pictures_with_few_mistakes_shrink_the_grid(tmp_path):
     probs[:5] = np.roll(probs[:5], 1, axis=1)  # exactly 5 mistakes → one row
     paths = plot.eval_pictures(tmp_path, X, y, probs, FASHION, output="sigmoid")
     assert png_size(paths[1]) == (1020, 245)
+
+
+# --- eval --plot ------------------------------------------------------------------------------
+
+
+def write_idx(folder: Path, X: np.ndarray, y: np.ndarray, prefix: str) -> None:
+    images = struct.pack(">IIII", 0x803, len(X), 28, 28) + X.astype(np.uint8).tobytes()
+    labels = struct.pack(">II", 0x801, len(y)) + y.astype(np.uint8).tobytes()
+    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
+    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+
+
+@pytest.fixture(scope="module")
+def fashion_checkpoint(tmp_path_factory):
+    """An (untrained) Fashion-MNIST-shaped checkpoint whose data are 60 random images."""
+    root = tmp_path_factory.mktemp("evalplot")
+    data = root / "data"
+    data.mkdir()
+    X, y, _ = make_eval(60, seed=3)
+    write_idx(data, X[:20], y[:20], "train")
+    write_idx(data, X[20:], y[20:], "t10k")
+    config = load_config(
+        None, ["data.dataset=fashion-mnist", f"data.path={data}", "data.validation=5", "model.layers=[784,16,10]"]
+    )
+    net = Network.create([784, 16, 10], "relu", "softmax", "log_likelihood", rng=np.random.default_rng(0))
+    return checkpoint.save(root / "best.npz", net, config), X[20:], y[20:], net
+
+
+def test_eval_plot_writes_both_pictures(fashion_checkpoint, tmp_path):
+    ckpt, X_test, y_test, net = fashion_checkpoint
+    result = CliRunner().invoke(cli, ["eval", str(ckpt), "--plot", str(tmp_path / "pics")])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {tmp_path / 'pics' / 'confusion.png'}" in result.output
+    assert png_size(tmp_path / "pics" / "confusion.png") == (750, 650)
+    wrong = int((net.predict(scale01(X_test)) != y_test).sum())
+    rows = min(4, -(-wrong // 6))
+    assert png_size(tmp_path / "pics" / "mistakes.png") == (1020, int(rows * 195 + 50))
+
+
+def test_eval_plot_with_json_keeps_stdout_json(fashion_checkpoint, tmp_path):
+    ckpt = fashion_checkpoint[0]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpcli", "eval", str(ckpt), "--json", "--plot", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["n"] == 40
+    assert "wrote" in proc.stderr and (tmp_path / "mistakes.png").is_file()
+
+
+def test_eval_plot_without_matplotlib_fails_first(fashion_checkpoint, tmp_path, no_matplotlib):
+    result = CliRunner().invoke(cli, ["eval", str(fashion_checkpoint[0]), "--plot", str(tmp_path / "p")])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: plotting needs matplotlib, which is not installed — install it with: pip install 'mlpcli[plot]'\n"
+    )
+    assert not (tmp_path / "p").exists()
