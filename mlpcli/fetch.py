@@ -167,6 +167,13 @@ _HASH_CHUNK = 1 << 20
 
 def verify_file(path: Path, spec: FileSpec) -> Check:
     """Does ``path`` (gzip or raw IDX) hold the pinned bytes of ``spec``?"""
+    try:
+        return _verify(path, spec)
+    except OSError as error:
+        return Check(False, f"cannot read it ({error.strerror or error})")
+
+
+def _verify(path: Path, spec: FileSpec) -> Check:
     with open(path, "rb") as f:
         head = f.read(512)
     if looks_like_html(head):
@@ -320,7 +327,7 @@ def _download(session: requests.Session, url: str, part: Path, http: HttpOptions
             return
         except _Dropped as dropped:
             if attempt == http.resumes:
-                raise _MirrorFailed(f"{dropped} (the .part is kept: run again to resume)")
+                raise _MirrorFailed(f"{dropped} (the .part is kept to resume from this mirror)")
 
 
 def _get(session: requests.Session, url: str, part: Path, http: HttpOptions,
