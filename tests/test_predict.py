@@ -89,7 +89,7 @@ def disguise(pixels: np.ndarray, factor: int, offset: tuple[int, int], canvas=(2
 
 
 def save_png(path: Path, gray: np.ndarray) -> Path:
-    Image.fromarray(gray, mode="L").save(path)
+    Image.fromarray(gray).save(path)
     return path
 
 
@@ -199,7 +199,7 @@ def test_load_image_reads_grayscale_and_flattens_transparency(tmp_path):
     assert (predict.load_image(save_png(tmp_path / "g.png", gray)) == gray).all()
     rgba = np.zeros((30, 40, 4), np.uint8)  # black ink on a fully transparent background
     rgba[10:20, 10:20] = (0, 0, 0, 255)
-    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "t.png")
+    Image.fromarray(rgba).save(tmp_path / "t.png")
     loaded = predict.load_image(tmp_path / "t.png")
     assert loaded[0, 0] == 255 and loaded[15, 15] == 0  # transparent → white paper
     Image.fromarray(np.dstack([gray] * 3)).save(tmp_path / "c.jpg", quality=95)
