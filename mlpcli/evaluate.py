@@ -96,6 +96,19 @@ def evaluate(
     )
 
 
+def predict_probabilities(network: Network, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Output-layer activations (N, n_L) for uint8 pixels X (N, 784), ``scale01`` applied."""
+    out = np.empty((X.shape[0], network.layers[-1]), dtype=network.dtype)
+    for start in range(0, X.shape[0], batch_size):
+        out[start : start + batch_size] = network.forward(scale01(X[start : start + batch_size], network.dtype))[1][-1]
+    return out
+
+
+def predict_labels(network: Network, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """Predicted class per row of uint8 pixels X (N, 784)."""
+    return predict_probabilities(network, X, batch_size).argmax(axis=1)
+
+
 def format_report(result: EvalResult, title: str = "") -> str:
     """Human-readable report: accuracy, loss, confusion matrix, per-class table."""
     names = [row["name"] for row in result.per_class]

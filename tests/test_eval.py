@@ -150,3 +150,15 @@ def test_eval_in_a_real_subprocess(run):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["n"] == 200
+
+
+def test_public_api_loads_predicts_and_scores(run):
+    import mlpcli
+
+    ckpt = mlpcli.load_checkpoint(run / "best.npz")
+    splits = mlpcli.load_splits(ckpt.config.data)
+    labels = mlpcli.predict_labels(ckpt.network, splits.X_test, batch_size=33)
+    result = mlpcli.score(ckpt.network, splits.X_test, splits.y_test)
+    assert result.accuracy == np.mean(labels == splits.y_test)
+    assert mlpcli.predict_probabilities(ckpt.network, splits.X_test[:3]).shape == (3, 10)
+    assert mlpcli.fit is train and "fit" in dir(mlpcli)
