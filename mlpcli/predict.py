@@ -81,8 +81,11 @@ def load_image(path: str | Path) -> np.ndarray:
         raise DataError(
             f"{path} is not an image Pillow can read", "give a PNG, JPEG, BMP, GIF or TIFF file"
         ) from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise DataError(f"{path}: cannot decode the image ({error})", "check that the file is a complete image") from None
+    except Exception as error:  # noqa: BLE001 — Pillow's decoders raise many kinds on a broken file
+        raise DataError(
+            f"{path}: cannot decode the image ({error or type(error).__name__})",
+            "check that the file is a complete image",
+        ) from None
     return gray
 
 
