@@ -186,7 +186,7 @@ def train(
     rows = _read_metrics(run_dir, keep_through=state.epoch) if saved is not None else []
     _atomic_text(run_dir / CONFIG, dump_yaml(config))
     _atomic_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
-    progress.message(f"run folder: {run_dir}")
+    progress.message(f"run folder: {shown(run_dir)}")
     if saved is not None:
         progress.message(f"resuming from {saved.path} at epoch {state.epoch} of {epochs}")
     n_val = len(splits.y_val)
@@ -248,7 +248,7 @@ def train(
             if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < epochs:
                 history.stopped = "stop_after"
                 progress.message(f"stopped after epoch {epoch + 1} of {epochs} (--stop-after); "
-                                 f"resume with: mlpcli train --resume {run_dir / LAST}")
+                                 f"resume with: mlpcli train --resume {shown(run_dir / LAST)}")
                 break
     except KeyboardInterrupt:
         raise _interrupted(run_dir, state.epoch, epochs, saved) from None
@@ -256,11 +256,11 @@ def train(
         raise _diverged(config, d.epoch, "the training loss", d.value, run_dir, state.epoch) from None
 
     if n_val == 0:
-        progress.message(f"validation: 0 — no best.npz; the final weights are in {run_dir / LAST}")
+        progress.message(f"validation: 0 — no best.npz; the final weights are in {shown(run_dir / LAST)}")
     elif state.best_epoch is not None:
         progress.message(f"best val_accuracy {state.best_val_accuracy:.4f} at epoch {state.best_epoch}: "
-                         f"{run_dir / BEST}")
-    progress.message(f"run folder: {run_dir}")
+                         f"{shown(run_dir / BEST)}")
+    progress.message(f"run folder: {shown(run_dir)}")
     return history
 
 
@@ -457,6 +457,14 @@ def _check_data(config, splits, saved) -> None:
 # --- files ----------------------------------------------------------------------------------
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the current directory when it lies inside it (shorter messages)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _atomic_text(path: Path, text: str) -> None:
     checkpoint.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
@@ -499,16 +507,16 @@ def _sigint_deferred():
 def _interrupted(run_dir: Path, saved_epoch: int, epochs: int, saved) -> Interrupted:
     if saved_epoch == 0:
         return Interrupted(f"interrupted during epoch 1 of {epochs}; no epoch completed, nothing was saved",
-                           f"start again with mlpcli train (the folder {run_dir} may be reused with --out)")
+                           f"start again with mlpcli train (the folder {shown(run_dir)} may be reused with --out)")
     return Interrupted(
-        f"interrupted during epoch {saved_epoch + 1} of {epochs}; {run_dir / LAST} holds epoch {saved_epoch}",
-        f"resume with: mlpcli train --resume {run_dir / LAST}",
+        f"interrupted during epoch {saved_epoch + 1} of {epochs}; {shown(run_dir / LAST)} holds epoch {saved_epoch}",
+        f"resume with: mlpcli train --resume {shown(run_dir / LAST)}",
     )
 
 
 def _diverged(config, epoch, what, value, run_dir: Path, saved_epoch: int) -> DivergenceError:
     lr = config.training.learning_rate
-    kept = (f"{run_dir / LAST} keeps epoch {saved_epoch}" if saved_epoch
+    kept = (f"{shown(run_dir / LAST)} keeps epoch {saved_epoch}" if saved_epoch
             else "no checkpoint was written")
     return DivergenceError(
         f"training diverged in epoch {epoch}: {what} is {value} ({kept})",
