@@ -355,13 +355,12 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
       mlpcli eval best.npz --plot pictures    # + confusion.png, mistakes.png
     """
     import dataclasses
-    import json
     import os
 
     from mlpcli import checkpoint as ckpt_io
     from mlpcli.data import load_splits
     from mlpcli.errors import ConfigError
-    from mlpcli.evaluate import evaluate, format_report
+    from mlpcli.evaluate import dumps, evaluate, format_report
 
     if plot_dir is not None:
         from mlpcli import plot
@@ -382,7 +381,7 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
     result = evaluate(ckpt.network, X, y, batch_size=batch_size, class_names=splits.class_names,
                       keep_probabilities=plot_dir is not None)
     if as_json:
-        click.echo(json.dumps({"checkpoint": str(checkpoint), "split": split, **result.to_json()}, indent=2))
+        click.echo(dumps({"checkpoint": str(checkpoint), "split": split, **result.to_json()}))
     else:
         click.echo(format_report(result, f"{checkpoint} on the {split} split of {splits.dataset} "
                                  f"({result.n} examples)"))

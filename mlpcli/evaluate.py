@@ -8,6 +8,8 @@ reports it. Dropout is never applied here.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -94,6 +96,13 @@ def evaluate(
         class_names=tuple(class_names),
         probabilities=probabilities,
     )
+
+
+def dumps(data: dict) -> str:
+    """JSON with two-space indents, but each list of numbers (a confusion-matrix row) on one line."""
+    text = json.dumps(data, indent=2)
+    return re.sub(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]",
+                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
 
 
 def predict_probabilities(network: Network, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
