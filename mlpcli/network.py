@@ -28,6 +28,11 @@ Notation (seed 001, transposed to row-major batches as IDX stores them):
 
 Inputs are scaled to [0, 1] by ``scale01`` — the one preprocessing function every command
 uses — and checkpoints record it as ``PREPROCESS``.
+
+Each line of ``forward``/``backward`` is one equation; the in-place, fused NumPy that computes
+it fast lives in ``kernels.py``. Called with a ``kernels.Workspace`` (training), they write
+into its preallocated buffers; called without one (the public API, gradcheck), the same
+kernels allocate. Either way the numbers are the same.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Sequence
 import numpy as np
 
 from mlpcli import functions as F
+from mlpcli import kernels as K
 from mlpcli.errors import ConfigError
 
 PREPROCESS = "scale01"
@@ -157,20 +163,24 @@ class Network:
 
     # --- forward --------------------------------------------------------------------------
 
-    def forward(self, X: np.ndarray, masks: list | None = None) -> tuple[list, list]:
+    def forward(self, X: np.ndarray, masks: list | None = None, ws=None) -> tuple[list, list]:
         """Z[l], A[l] for every layer (A[0] = X; Z[0] is None), X of shape (m, n_0).
 
         ``masks`` (training with dropout only; see ``dropout_masks``): A[l] = g_l(Z[l]) ⊙ M[l]
         for each hidden layer whose ``masks[l]`` is not None.
+        ``ws`` (training): a ``kernels.Workspace`` for m rows; Z and A are its buffers, which
+        the next call overwrites.
         """
-        Z, A = [None], [X]
-        for l in range(1, self.L + 1):
-            Z.append(A[l - 1] @ self.W[l].T + self.b[l])  # z[l] = W[l] a[l-1] + b[l]
-            g = F.OUTPUTS[self.output] if l == self.L else self.g[l]
-            a = g.fn(Z[l])  # a[l] = g_l(z[l])
+        L = self.L
+        buf = ws or K.Fresh(L)
+        Z, A = [None] * (L + 1), [X] + [None] * L
+        for l in range(1, L + 1):
+            Z[l] = K.affine(A[l - 1], self.W[l], self.b[l], out=buf.Z[l])  # z[l] = W[l] a[l-1] + b[l]
+            g = self.output if l == L else self.activations[l - 1]
+            A[l] = K.activate(g, Z[l], out=buf.A[l], tmp=buf.row)  # a[l] = g_l(z[l])
             if masks is not None and masks[l] is not None:
-                a = a * masks[l]  # a[l] ⊙ m[l]   (inverted dropout; g.fn may return Z itself)
-            A.append(a)
+                # a[l] ⊙ m[l]   (inverted dropout; without a workspace a new array, as g may return Z)
+                A[l] = np.multiply(A[l], masks[l], out=buf.A[l])
         return Z, A
 
     def predict_proba(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -205,28 +215,31 @@ class Network:
     # --- backward -------------------------------------------------------------------------
 
     def backward(
-        self, Z: list, A: list, Y: np.ndarray, lam: float = 0.0, n: int = 1, masks=None
+        self, Z: list, A: list, Y: np.ndarray, lam: float = 0.0, n: int = 1, masks=None, ws=None
     ):
         """∂J/∂W[l] and ∂J/∂b[l] for l = 1..L (index 0 is None), from ``forward``'s Z and A
-        (and the same dropout ``masks`` that forward was given)."""
+        (and the same dropout ``masks`` that forward was given). With a ``kernels.Workspace``
+        ``ws`` the gradients are written into its ``dW``/``db`` buffers."""
         L, W = self.L, self.W
+        buf = ws or K.Fresh(L)
         dW, db = [None] * (L + 1), [None] * (L + 1)
-        decay = np.asarray(lam / n, dtype=self.dtype)
-        delta = F.output_delta(self.output, self.cost, A[L], Y)  # Δ[L] = ∂J/∂Z[L]   (eq. 1)
+        # Δ[L] = ∂J/∂Z[L]   (eq. 1)
+        delta = K.output_delta(self.output, self.cost, A[L], Y, out=buf.delta[L], tmp=buf.tmp[L])
         for l in range(L, 0, -1):
-            dW[l] = delta.T @ A[l - 1]  # ∂J/∂W[l] = Δ[l]ᵀ A[l-1]   (eq. 3)
+            dW[l] = np.matmul(delta.T, A[l - 1], out=buf.dW[l])  # ∂J/∂W[l] = Δ[l]ᵀ A[l-1]   (eq. 3)
             if lam:
-                dW[l] += decay * W[l]  # + (λ/n) W[l]   (L2, seed 001; n = training-set size)
-            db[l] = delta.sum(axis=0)  # ∂J/∂b[l] = Σ_rows Δ[l]   (eq. 3)
+                K.add_weight_decay(dW[l], W[l], lam / n)  # + (λ/n) W[l]   (L2, seed 001; n = training-set size)
+            db[l] = K.column_sums(delta, buf.ones, out=buf.db[l])  # ∂J/∂b[l] = Σ_rows Δ[l]   (eq. 3)
             if l > 1:
                 # Δ[l-1] = (Δ[l] W[l]) ⊙ g'_{l-1}(z[l-1])   (eq. 2: W^{l+1}, σ' — not σ)
-                M = masks[l - 1] if masks is not None else None
+                delta = np.matmul(delta, W[l], out=buf.delta[l - 1])
+                g, M = self.activations[l - 2], masks[l - 1] if masks is not None else None
                 if M is None:
-                    delta = (delta @ W[l]) * self.g[l - 1].derivative(A[l - 1])
+                    K.times_derivative(g, delta, A[l - 1], tmp=buf.tmp[l - 1])
                 else:
                     # dropout: A[l-1] = g(z) ⊙ M, so Δ passes through M and g' needs g(z) itself
-                    g = self.g[l - 1]
-                    delta = (delta @ W[l]) * M * g.derivative(g.fn(Z[l - 1]))
+                    np.multiply(delta, M, out=delta)
+                    K.times_derivative(g, delta, K.activate(g, Z[l - 1]), tmp=buf.tmp[l - 1])
         return dW, db
 
     def gradients(

@@ -1,9 +1,13 @@
 """Update rules (sgd, momentum, nesterov, adam) and learning-rate schedules.
 
 An optimizer updates a network's ``W[l]`` and ``b[l]`` IN PLACE from the gradients
-``dW[l]``, ``db[l]`` that ``Network.backward`` returns (the L2 term (λ/n)W[l] is already in
-``dW``). Its state is a flat dict of named arrays (``v_W1``, ``m_b2``, ``t`` …) so that a
-checkpoint can save it and a resumed run continue exactly where it stopped.
+``dW[l]``, ``db[l]`` that ``Network.backward`` returns (the L2 term (λ/n)W[l] is in ``dW``
+when backward was given λ; training instead passes ``decay`` = λ/n to ``step``, which adds the
+same term inside the fused update). Its state is a flat dict of named arrays (``v_W1``,
+``m_b2``, ``t`` …) so that a checkpoint can save it and a resumed run continue exactly where
+it stopped. In training these arrays, the parameters and the gradients are views of one
+vector each (``kernels.Flat``) and ``step`` runs the fused kernels of ``kernels.py``, which
+do exactly the per-parameter operations written here.
 
 The rules, with g the gradient, η the learning rate of the epoch, μ the momentum:
 
@@ -28,6 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mlpcli import kernels
 from mlpcli.errors import CheckpointError, ConfigError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -54,14 +59,31 @@ class Optimizer:
                 param = network.W[l] if kind == "W" else network.b[l]
                 self.state[f"{slot}_{name}"] = np.zeros_like(param)
 
-    def step(self, network, dW: Sequence, db: Sequence, learning_rate: float) -> None:
-        lr = self.dtype.type(learning_rate)
+    flat = None  # a kernels.Flat holding parameters, gradients and state (set by kernels.Flat)
+
+    def step(self, network, dW: Sequence, db: Sequence, learning_rate: float, decay: float = 0.0) -> None:
+        """One update of every W[l], b[l] from the gradients dW, db.
+
+        ``decay`` = λ/n adds the L2 term (λ/n) W[l] to each weight gradient first, for callers
+        whose dW does not hold it yet (training folds it into the fused update this way).
+        When parameters, gradients and state are the views of a ``kernels.Flat``, the update
+        is that module's fused, cache-blocked kernel: the same operations, in the same order,
+        element by element, as the per-parameter rules below."""
+        if self.flat is not None and self.flat.holds(network, dW, db):
+            self._step_flat(self.flat, self.dtype.type(learning_rate), decay)
+            return
+        lr, decay = self.dtype.type(learning_rate), self.dtype.type(decay)
         for name, l, kind in _names(self.L):
             param, grad = (network.W[l], dW[l]) if kind == "W" else (network.b[l], db[l])
+            if decay and kind == "W":
+                grad = grad + decay * param  # g + (λ/n) W   (the L2 term)
             self._update(name, param, grad, lr)
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray, lr) -> None:
         param -= lr * grad  # θ ← θ − η g
+
+    def _step_flat(self, flat, lr, decay) -> None:
+        kernels.sgd(flat, lr, decay)
 
     # --- state as named arrays (checkpoints) ----------------------------------------------
 
@@ -87,7 +109,8 @@ class Optimizer:
                     f"expected {self.state[key].shape}",
                     "the checkpoint does not belong to this network; use --init-from",
                 )
-            self.state[key] = np.array(value, dtype=self.state[key].dtype)
+            # in place: the arrays may be views of a kernels.Flat's state vector
+            self.state[key][...] = np.asarray(value, dtype=self.state[key].dtype)
 
 
 class SGD(Optimizer):
@@ -108,6 +131,9 @@ class Momentum(Optimizer):
         v += grad
         param -= lr * v  # θ ← θ − η v
 
+    def _step_flat(self, flat, lr, decay):
+        kernels.momentum(flat, lr, self.mu, decay)
+
 
 class Nesterov(Momentum):
     name = "nesterov"
@@ -117,6 +143,9 @@ class Nesterov(Momentum):
         v *= self.mu  # v ← μ v + g
         v += grad
         param -= lr * (grad + self.mu * v)  # θ ← θ − η (g + μ v)
+
+    def _step_flat(self, flat, lr, decay):
+        kernels.momentum(flat, lr, self.mu, decay, nesterov=True)
 
 
 class Adam(Optimizer):
@@ -129,14 +158,17 @@ class Adam(Optimizer):
         self.eps = self.dtype.type(eps)
         self.state["t"] = np.zeros((), dtype=np.int64)
 
-    def step(self, network, dW, db, learning_rate):
+    def step(self, network, dW, db, learning_rate, decay=0.0):
         self.state["t"] += 1
         t = int(self.state["t"])
         # Bias corrections in float64 once per step, then the dtype for the arrays.
         self._c1 = self.dtype.type(1 / (1 - self.beta1**t))
         self._c2 = self.dtype.type(1 / math.sqrt(1 - self.beta2**t))
         self._b1, self._b2 = self.dtype.type(self.beta1), self.dtype.type(self.beta2)
-        super().step(network, dW, db, learning_rate)
+        super().step(network, dW, db, learning_rate, decay)
+
+    def _step_flat(self, flat, lr, decay):
+        kernels.adam(flat, lr * self._c1, self._b1, self._b2, self._c2, self.eps, decay)
 
     def _update(self, name, param, grad, lr):
         m, s = self.state[f"m_{name}"], self.state[f"s_{name}"]

@@ -1,0 +1,217 @@
+"""The fused kernels compute exactly what the readable definitions say, bit for bit.
+
+functions.py defines every activation, derivative and output error; optim.py's per-parameter
+rules define every update. kernels.py recomputes them in place, fused and blocked; these tests
+pin that the numbers do not change, and that training through a Workspace and a Flat gives the
+same forward pass, gradients and updates as calling the readable code without them.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mlpcli import functions as F
+from mlpcli import kernels as K
+from mlpcli.network import Network, dropout_masks
+from mlpcli.optim import Adam, Momentum, Nesterov, SGD
+
+DTYPES = [np.float32, np.float64]
+
+
+def sample(shape, dtype, seed=0, scale=3.0):
+    """Values of both signs, exact zeros, and saturating extremes."""
+    rng = np.random.default_rng(seed)
+    Z = (rng.standard_normal(shape) * scale).astype(dtype)
+    Z.flat[::7] = 0
+    Z.flat[1] = 1e4
+    Z.flat[2] = -1e4
+    return Z
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(set(F.HIDDEN) | set(F.OUTPUTS)))
+def test_activate_equals_the_definition(name, dtype):
+    Z = sample((6, 5), dtype)
+    expected = (F.HIDDEN.get(name) or F.OUTPUTS[name]).fn(Z.copy())
+    out, row = np.empty_like(Z), np.empty((6, 1), dtype)
+    got = K.activate(name, Z, out=out, tmp=row)
+    assert got is out and got.dtype == dtype
+    assert np.array_equal(got, expected)
+    assert np.array_equal(K.activate(name, Z), expected)  # allocating form
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(F.HIDDEN))
+def test_times_derivative_equals_delta_times_the_definition(name, dtype):
+    A = F.HIDDEN[name].fn(sample((6, 5), dtype, seed=1))
+    D = sample((6, 5), dtype, seed=2)
+    expected = D * F.HIDDEN[name].derivative(A)
+    got = D.copy()
+    K.times_derivative(name, got, A, tmp=np.empty_like(A))
+    assert got.dtype == dtype and np.array_equal(got, expected)
+    fresh = D.copy()
+    K.times_derivative(name, fresh, A)
+    assert np.array_equal(fresh, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output,cost", F.VALID_PAIRS)
+def test_output_delta_equals_the_definition(output, cost, dtype):
+    A = F.OUTPUTS[output].fn(sample((8, 4), dtype, seed=3, scale=1.0))
+    Y = F.one_hot(np.arange(8) % 4, 4, dtype)
+    expected = F.output_delta(output, cost, A, Y)
+    out, tmp = np.empty_like(A), np.empty_like(A)
+    got = K.output_delta(output, cost, A, Y, out=out, tmp=tmp)
+    assert got is out and got.dtype == dtype
+    assert np.array_equal(got, expected)
+
+
+def test_column_sums_is_the_sum_over_rows():
+    D = sample((10, 7), np.float64, scale=1.0)
+    np.testing.assert_allclose(K.column_sums(D), D.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+COMBOS = [
+    ("sigmoid", "sigmoid", "quadratic", 0.0, 0.0),
+    ("sigmoid", "sigmoid", "cross_entropy", 5.0, 0.0),
+    ("relu", "softmax", "log_likelihood", 5.0, 0.3),
+    (("tanh", "leaky_relu"), "softmax", "quadratic", 1.0, 0.0),
+    ("identity", "identity", "quadratic", 0.0, 0.2),
+]
+
+
+@pytest.mark.parametrize("activation,output,cost,lam,rate", COMBOS)
+def test_forward_and_backward_through_a_workspace_equal_the_fresh_ones(activation, output, cost, lam, rate):
+    layers = [9, 6, 5, 4] if isinstance(activation, tuple) else [9, 6, 4]
+    net = Network.create(layers, activation, output, cost, "xavier", np.random.default_rng(0), np.float32)
+    rng = np.random.default_rng(1)
+    X = rng.random((7, 9), dtype=np.float32)
+    Y = F.one_hot(rng.integers(0, 4, 7), 4, np.float32)
+    masks = dropout_masks(net.layers, [rate] * (net.L - 1), 7, rng, np.float32) if rate else None
+    Z0, A0 = net.forward(X, masks)
+    dW0, db0 = net.backward(Z0, A0, Y, lam, 50, masks)
+
+    ws = K.Workspace(net, 7)
+    for _ in range(2):  # the second call reuses (overwrites) the buffers of the first
+        Z, A = net.forward(X, masks, ws)
+        dW, db = net.backward(Z, A, Y, lam, 50, masks, ws)
+    for l in range(1, net.L + 1):
+        assert Z[l] is ws.Z[l] and A[l] is ws.A[l] and dW[l] is ws.dW[l] and db[l] is ws.db[l]
+        assert np.array_equal(Z[l], Z0[l]) and np.array_equal(A[l], A0[l])
+        assert np.array_equal(dW[l], dW0[l]) and np.array_equal(db[l], db0[l])
+
+
+# --- the fused updates against optim.py's per-parameter rules ------------------------------------
+
+OPTIMIZERS = {
+    "sgd": lambda net: SGD(net),
+    "momentum": lambda net: Momentum(net, 0.9),
+    "nesterov": lambda net: Nesterov(net, 0.8),
+    "adam": lambda net: Adam(net, 0.9, 0.99, 1e-7),
+}
+
+
+def big_net():
+    # 784·400 + 400·10 weights: more than kernels.SPLIT_ABOVE, so the update runs in blocks,
+    # and a block boundary falls inside W1.
+    return Network.create([784, 400, 10], "relu", "softmax", "log_likelihood", "he",
+                          np.random.default_rng(0), np.float32)
+
+
+def gradients(net, k):
+    rng = np.random.default_rng(10 + k)
+    return ([None] + [rng.standard_normal(w.shape, dtype=np.float32) for w in net.W[1:]],
+            [None] + [rng.standard_normal(b.shape, dtype=np.float32) for b in net.b[1:]])
+
+
+@pytest.mark.parametrize("decay", [0.0, 1e-3])
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_fused_update_equals_the_per_parameter_rule(name, decay):
+    assert sum(w.size for w in big_net().W[1:]) > K.SPLIT_ABOVE
+    reference, fused = big_net(), big_net()
+    ref_opt, fused_opt = OPTIMIZERS[name](reference), OPTIMIZERS[name](fused)
+    flat = K.Flat(fused, fused_opt)
+    for k in range(3):
+        dW, db = gradients(reference, k)
+        for l in range(1, fused.L + 1):  # backward would have written them into the views
+            flat.dW[l][...], flat.db[l][...] = dW[l], db[l]
+        assert flat.holds(fused, flat.dW, flat.db)
+        ref_opt.step(reference, dW, db, 0.01, decay)
+        fused_opt.step(fused, flat.dW, flat.db, 0.01, decay)
+    for l in range(1, fused.L + 1):
+        assert np.array_equal(fused.W[l], reference.W[l]) and np.array_equal(fused.b[l], reference.b[l])
+    for key, value in ref_opt.state_dict().items():
+        assert np.array_equal(fused_opt.state_dict()[key], value)
+
+
+def test_decay_in_step_equals_the_l2_term_added_by_backward():
+    a, b = big_net(), big_net()
+    opt_a, opt_b = Momentum(a, 0.9), Momentum(b, 0.9)
+    K.Flat(b, opt_b)
+    rng = np.random.default_rng(3)
+    X, Y = rng.random((5, 784), dtype=np.float32), F.one_hot(np.arange(5), 10, np.float32)
+    ws = K.Workspace(b, 5, opt_b.flat)
+    for _ in range(2):
+        dW, db = a.gradients(X, Y, 5.0, 100)  # backward adds (λ/n) W
+        opt_a.step(a, dW, db, 0.05)
+        Z, A = b.forward(X, None, ws)
+        dW, db = b.backward(Z, A, Y, 0.0, 100, None, ws)  # data gradient only ...
+        opt_b.step(b, dW, db, 0.05, decay=5.0 / 100)  # ... and the fused update adds it
+    for l in (1, 2):
+        assert np.array_equal(a.W[l], b.W[l]) and np.array_equal(a.b[l], b.b[l])
+
+
+def test_gradients_that_are_not_the_flat_views_take_the_per_parameter_path():
+    reference, net = big_net(), big_net()
+    ref_opt, opt = Momentum(reference, 0.9), Momentum(net, 0.9)
+    flat = K.Flat(net, opt)
+    dW, db = gradients(net, 0)  # new arrays, e.g. from a wrapped backward
+    assert not flat.holds(net, dW, db)
+    ref_opt.step(reference, dW, db, 0.1, 1e-3)
+    opt.step(net, dW, db, 0.1, 1e-3)
+    assert all(np.array_equal(x, y) for x, y in zip(net.W[1:] + net.b[1:], reference.W[1:] + reference.b[1:]))
+    assert opt.state["v_W1"].base is flat.state["v"]  # still the flat vector's views
+
+
+def test_flat_makes_views_and_keeps_every_value_and_name():
+    net = big_net()
+    opt = Adam(net)
+    before = {k: v.copy() for k, v in net.parameters().items()}
+    state = opt.state_dict()
+    flat = K.Flat(net, opt)
+    assert all(np.shares_memory(net.W[l], flat.theta) for l in (1, 2))
+    assert all(np.array_equal(net.parameters()[k], v) for k, v in before.items())
+    assert opt.state_dict().keys() == state.keys()
+    loaded = {k: np.full_like(v, 0.5) for k, v in state.items()}
+    opt.load_state_dict(loaded)  # in place: the flat vectors see it
+    assert np.all(flat.state["m"] == 0.5) and np.all(flat.state["s"] == 0.5)
+    # weights first, then biases: the L2 term touches theta[:n_weights] only
+    assert flat.n_weights == net.W[1].size + net.W[2].size
+    assert np.shares_memory(net.b[1], flat.theta[flat.n_weights:])
+
+
+def test_a_training_step_allocates_no_arrays():
+    net = Network.create([784, 100, 10], "sigmoid", "sigmoid", "cross_entropy", "nielsen",
+                         np.random.default_rng(0), np.float32)
+    opt = SGD(net)
+    flat = K.Flat(net, opt)
+    ws = K.Workspace(net, 10, flat)
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((10, 784), dtype=np.float32), F.one_hot(np.arange(10), 10, np.float32)
+
+    def step():
+        Z, A = net.forward(X, None, ws)
+        dW, db = net.backward(Z, A, Y, 0.0, 100, None, ws)
+        opt.step(net, dW, db, 0.5, 0.05)
+
+    step()
+    tracemalloc.start()
+    for _ in range(20):
+        step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20_000  # bytes: Python bookkeeping only; one (10, 100) array alone is 4,000
