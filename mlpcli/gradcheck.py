@@ -1,0 +1,325 @@
+"""Finite-difference check of ``Network.backward``.
+
+The analytic gradient a = ∂J/∂θ from ``backward`` is compared with the central difference
+n = (J(θ + ε) − J(θ − ε)) / 2ε, entry by entry, in float64, with J the full objective
+(batch-mean cost + (λ/2n) Σ‖W‖²) that ``backward`` claims to differentiate.
+
+The pass criterion is per parameter array: over the checked entries,
+
+    ‖a − n‖₂ / (‖a‖₂ + ‖n‖₂)  ≤  tol            (both arrays all zero: passes)
+
+Element-wise relative error is useless here: entries whose gradient is near 1e-7 are
+dominated by round-off even in float64 and would fail a correct backprop, while a real bug
+(σ in place of σ', seed 002's eq. (1) typo) moves the whole array and gives about 1e-1.
+
+Small, separate pieces: ``numerical_gradient``, ``relative_difference``, ``sample_indices``,
+``avoid_kinks``; ``check_network`` puts them together for one network and batch and returns
+one ``Row`` per parameter array; ``check_all`` runs it on every valid combination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from mlpcli import functions as F
+from mlpcli.network import Network
+
+ALL_LAYERS = (7, 5, 4, 3)
+# λ > 0 is checked with a small n so the L2 term (λ/n) W is as large as the data gradient
+# and a mistake in it cannot hide under round-off.
+ALL_LAMBDAS = (0.0, 5.0)
+ALL_N = 20
+# Pre-activations closer than this to 0 are moved away (see ``avoid_kinks``).
+KINK_MARGIN = 1e-4
+
+
+@dataclass(frozen=True)
+class Row:
+    """The comparison for one parameter array of one checked network."""
+
+    label: str  # the combination checked, or the layer number
+    parameter: str  # "W1", "b1", …
+    checked: int  # entries compared
+    size: int  # entries in the array
+    max_abs_error: float  # max_i |a_i − n_i|
+    relative_difference: float  # ‖a − n‖ / (‖a‖ + ‖n‖)
+
+    def passed(self, tol: float) -> bool:
+        return bool(self.relative_difference <= tol)
+
+
+# --- the pieces -----------------------------------------------------------------------------
+
+
+def numerical_gradient(
+    f: Callable[[], float | Sequence[float]], x: np.ndarray, indices: np.ndarray, eps: float
+) -> np.ndarray:
+    """Central differences (f(x + ε e_i) − f(x − ε e_i)) / 2ε for the flat ``indices`` of x.
+
+    ``x`` is perturbed in place (and restored) so that ``f``, which reads it, sees the change.
+    ``f`` may return its value as a sum of parts (data cost, L2 term): each part is then
+    differenced on its own before they are added, so a large part that a parameter does not
+    touch (the L2 term, for a bias) cancels exactly instead of adding its round-off.
+    """
+    grad = np.empty(len(indices), dtype=np.float64)
+    for k, i in enumerate(indices):
+        idx = np.unravel_index(i, x.shape)
+        old = x[idx]
+        x[idx] = old + eps
+        plus = f()
+        x[idx] = old - eps
+        minus = f()
+        x[idx] = old
+        grad[k] = np.sum(np.subtract(plus, minus)) / (2 * eps)
+    return grad
+
+
+def relative_difference(a: np.ndarray, n: np.ndarray) -> float:
+    """‖a − n‖₂ / (‖a‖₂ + ‖n‖₂); 0 when both are all zero."""
+    a, n = np.asarray(a, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    denominator = np.linalg.norm(a) + np.linalg.norm(n)
+    if denominator == 0:
+        return 0.0
+    return float(np.linalg.norm(a - n) / denominator)
+
+
+def sample_indices(size: int, params: int, rng: np.random.Generator) -> np.ndarray:
+    """All flat indices when ``size ≤ params``, else ``params`` distinct ones at random."""
+    if size <= params:
+        return np.arange(size)
+    return np.sort(rng.choice(size, params, replace=False))
+
+
+def _smallest_shift(z: np.ndarray, margin: float) -> float:
+    """The smallest |δ| with |z_i + δ| ≥ margin for every i."""
+    # Some optimum puts one z_i at ±2·margin (or leaves z alone); δ = 2·margin − min z
+    # (all positive) is always among the candidates, so one of them always works. On a tie
+    # (a unit whose z are all 0: its inputs are a dead layer's zeros) the negative side wins,
+    # so a ReLU unit stays off instead of carrying a tiny activation of 2·margin.
+    candidates = np.concatenate(([0.0], -2 * margin - z, 2 * margin - z))
+    for delta in candidates[np.argsort(np.abs(candidates), kind="stable")]:
+        if np.all(np.abs(z + delta) >= margin):
+            return float(delta)
+    raise AssertionError("unreachable: 2·margin − min(z) always satisfies the condition")
+
+
+def avoid_kinks(net: Network, forward: Callable[[], tuple], margin: float = KINK_MARGIN) -> int:
+    """Shift hidden biases so that no hidden pre-activation lies within ``margin`` of 0.
+
+    relu and leaky_relu have a kink at z = 0: a central difference across it measures the
+    average of the two slopes, not the derivative ``backward`` uses, and would fail a correct
+    backprop (a dead unit's zero input row, e.g. Z = 0 exactly when the bias is 0). We move
+    each offending unit's bias b[l][j] by the smallest amount that puts every example's z
+    at least ``margin`` away from 0 — the inputs stay as they are (real data rows stay
+    real). A perturbation of ε ≪ margin then never crosses a kink. Smooth activations lose
+    nothing by the move, so it is applied to every hidden layer without looking up names.
+    Layers are fixed in order because a shift in layer l changes the inputs of layer l+1.
+    ``forward()`` returns (Z, A) for the batch. Returns the number of biases moved.
+    """
+    moved = 0
+    for l in range(1, net.L):
+        Z = forward()[0][l]
+        for j in np.flatnonzero((np.abs(Z) < margin).any(axis=0)):
+            net.b[l][j] += _smallest_shift(Z[:, j].astype(np.float64), margin)
+            moved += 1
+    return moved
+
+
+def copy_network(net: Network, dtype=np.float64) -> Network:
+    """An independent copy of ``net`` with every parameter cast to ``dtype``."""
+    W = [None] + [w.astype(dtype, copy=True) for w in net.W[1:]]
+    b = [None] + [v.astype(dtype, copy=True) for v in net.b[1:]]
+    return Network(W, b, net.activations, net.output, net.cost)
+
+
+# --- one network ----------------------------------------------------------------------------
+
+
+def check_network(
+    net: Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    lam: float,
+    n: int,
+    eps: float = 1e-6,
+    params: int = 50,
+    rng: np.random.Generator | None = None,
+    *,
+    label: str | None = None,
+    masks: list | None = None,
+    dtype=np.float64,
+) -> list[Row]:
+    """Compare ``backward`` with central differences on every parameter array of ``net``.
+
+    The check runs on a copy cast to ``dtype`` (float64; another dtype only to show why not),
+    so ``net`` itself is never changed. ``params`` entries per array are checked (all when
+    the array is smaller), chosen with ``rng``. Rows are labelled ``label``, or by layer
+    number when it is None. ``masks`` (from ``network.dropout_masks``): dropout with ONE
+    fixed mask per hidden layer, passed to forward and backward, so that J is a
+    deterministic function of the parameters again and finite differences apply.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    net = copy_network(net, dtype)
+    X, Y = np.asarray(X, dtype=dtype), np.asarray(Y, dtype=dtype)
+    kwargs = {} if masks is None else {"masks": masks}
+
+    def forward():
+        return net.forward(X, **kwargs)
+
+    def objective() -> tuple[float, float]:  # J as its two parts (see numerical_gradient)
+        return net.data_cost(forward()[1][-1], Y), net.l2_penalty(lam, n)
+
+    avoid_kinks(net, forward, max(KINK_MARGIN, 100 * eps))
+    Z, A = forward()
+    dW, db = net.backward(Z, A, Y, lam, n, **kwargs)
+
+    rows = []
+    for l in range(1, net.L + 1):
+        for name, x, grad in ((f"W{l}", net.W[l], dW[l]), (f"b{l}", net.b[l], db[l])):
+            indices = sample_indices(x.size, params, rng)
+            analytic = np.asarray(grad, dtype=np.float64).reshape(-1)[indices]
+            numeric = numerical_gradient(objective, x, indices, eps)
+            error = np.abs(analytic - numeric)
+            rows.append(
+                Row(
+                    label=str(l) if label is None else label,
+                    parameter=name,
+                    checked=len(indices),
+                    size=x.size,
+                    max_abs_error=float(error.max()) if error.size else 0.0,
+                    relative_difference=relative_difference(analytic, numeric),
+                )
+            )
+    return rows
+
+
+def random_batch(
+    layers: Sequence[int],
+    output: str,
+    cost: str,
+    m: int,
+    rng: np.random.Generator,
+    pixels: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded inputs and targets that suit the output layer: targets real-valued for
+    identity + quadratic (regression), one-hot otherwise. Inputs are N(0, 1), or uniform in
+    [0, 1) like scaled pixels when ``pixels``."""
+    X = rng.random((m, layers[0])) if pixels else rng.standard_normal((m, layers[0]))
+    if (output, cost) == ("identity", "quadratic"):
+        Y = rng.standard_normal((m, layers[-1]))
+    else:
+        Y = F.one_hot(rng.integers(0, layers[-1], size=m), layers[-1], dtype=np.float64)
+    return X, Y
+
+
+# --- every combination --------------------------------------------------------------------
+
+
+def combinations() -> Iterator[tuple[str, tuple[int, ...], object, str, str]]:
+    """(label, layers, activation, output, cost): every hidden activation × every valid
+    (output, cost) pair on ``ALL_LAYERS``, then one net that mixes all hidden activations
+    (one per hidden layer) with every pair."""
+    for activation in F.HIDDEN:
+        for output, cost in F.VALID_PAIRS:
+            yield f"{activation} → {output}+{cost}", ALL_LAYERS, activation, output, cost
+    # Sigmoid (σ' ≤ 1/4) goes last: below a stack of shrinking factors the first layers'
+    # gradients sink toward the round-off floor of the central difference (~1e-10 absolute
+    # at ε = 1e-6), where the relative difference measures noise, not backprop.
+    mixed = tuple(sorted(F.HIDDEN, key=lambda name: name == "sigmoid"))
+    layers = (ALL_LAYERS[0], *(6 - i // 2 for i in range(len(mixed))), ALL_LAYERS[-1])
+    for output, cost in F.VALID_PAIRS:
+        yield f"mixed {','.join(mixed)} → {output}+{cost}", layers, mixed, output, cost
+
+
+def check_all(
+    eps: float = 1e-6,
+    params: int = 50,
+    batch: int = 8,
+    seed: int = 0,
+    lambdas: Sequence[float] = ALL_LAMBDAS,
+    n: int = ALL_N,
+) -> list[Row]:
+    """``check_network`` for every combination and every λ in ``lambdas`` (with this n).
+
+    Xavier weights, zero biases and N(0, 1) inputs keep about half of every layer's units
+    active and no gradient array vanishing, so every array is checked well above the
+    round-off floor (a layer of dead ReLUs makes the arrays below it ~1e-5 and their
+    relative difference pure noise).
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, layers, activation, output, cost in combinations():
+        for lam in lambdas:
+            net = Network.create(layers, activation, output, cost, "xavier", rng, np.float64)
+            X, Y = random_batch(layers, output, cost, batch, rng)
+            rows += check_network(
+                net, X, Y, lam, n, eps, params, rng, label=f"{label}, λ={lam:g}"
+            )
+    return rows
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+def worst_per_label(rows: Sequence[Row]) -> list[Row]:
+    """One row per label: its worst array, with the entries checked summed over all arrays
+    and the max abs error taken over all arrays."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.label, []).append(row)
+    summary = []
+    for label, group in groups.items():
+        worst = max(group, key=lambda r: r.relative_difference)
+        summary.append(
+            Row(
+                label=label,
+                parameter=worst.parameter,
+                checked=sum(r.checked for r in group),
+                size=sum(r.size for r in group),
+                max_abs_error=max(r.max_abs_error for r in group),
+                relative_difference=worst.relative_difference,
+            )
+        )
+    return summary
+
+
+def format_table(rows: Sequence[Row], label_header: str, tol: float) -> str:
+    """A plain-text table, one line per row; rows over ``tol`` are marked FAIL."""
+    header = (label_header, "parameter", "checked", "max abs error", "relative difference", "")
+    lines = [
+        (
+            row.label,
+            row.parameter,
+            f"{row.checked}/{row.size}",
+            f"{row.max_abs_error:.1e}",
+            f"{row.relative_difference:.1e}",
+            "" if row.passed(tol) else "FAIL",
+        )
+        for row in rows
+    ]
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+        for cells in [header, *lines]
+    )
+
+
+def verdict(rows: Sequence[Row], tol: float) -> tuple[bool, str]:
+    """(passed, the last line to print), naming the worst offender when it failed."""
+    if not rows:
+        return True, f"gradcheck passed: nothing to check (tol {tol:g})"
+    worst = max(rows, key=lambda r: r.relative_difference)
+    failed = [r for r in rows if not r.passed(tol)]
+    if not failed:
+        return True, (
+            f"gradcheck passed: worst relative difference {worst.relative_difference:.1e} "
+            f"(tol {tol:g})"
+        )
+    where = worst.parameter if worst.label.isdigit() else f"{worst.parameter} of {worst.label}"
+    return False, (
+        f"gradcheck FAILED: {len(failed)} of {len(rows)} parameter arrays over tol {tol:g}; "
+        f"worst {where} with relative difference {worst.relative_difference:.1e}"
+    )
