@@ -214,9 +214,9 @@ def xor_examples(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
 
 @pytest.fixture(scope="session")
 def xor_data(tmp_path_factory) -> Path:
-    """Folder with the XOR set: 9,000 train (use data.validation=1000) and 1,000 test examples."""
+    """Folder with the XOR set: 7,000 train (use data.validation=1000) and 1,000 test examples."""
     rng = np.random.default_rng(1234)
-    X, y = xor_examples(9000, rng)
+    X, y = xor_examples(7000, rng)
     X_test, y_test = xor_examples(1000, rng)
     return write_idx_folder(tmp_path_factory.mktemp("xor"), X, y, X_test, y_test)
 
