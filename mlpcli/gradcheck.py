@@ -20,12 +20,13 @@ one ``Row`` per parameter array; ``check_all`` runs it on every valid combinatio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from mlpcli import functions as F
-from mlpcli.network import Network
+from mlpcli.network import Network, dropout_masks, dropout_rates, scale01
 
 ALL_LAYERS = (7, 5, 4, 3)
 # λ > 0 is checked with a small n so the L2 term (λ/n) W is as large as the data gradient
@@ -218,18 +219,24 @@ def random_batch(
 # --- every combination --------------------------------------------------------------------
 
 
-def combinations() -> Iterator[tuple[str, tuple[int, ...], object, str, str]]:
-    """(label, layers, activation, output, cost): every hidden activation × every valid
-    (output, cost) pair on ``ALL_LAYERS``, then one net that mixes all hidden activations
-    (one per hidden layer) with every pair."""
-    for activation in F.HIDDEN:
-        for output, cost in F.VALID_PAIRS:
-            yield f"{activation} → {output}+{cost}", ALL_LAYERS, activation, output, cost
+def mixed_network() -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Layers and hidden activations of the net that mixes every hidden activation, one per
+    hidden layer."""
     # Sigmoid (σ' ≤ 1/4) goes last: below a stack of shrinking factors the first layers'
     # gradients sink toward the round-off floor of the central difference (~1e-10 absolute
     # at ε = 1e-6), where the relative difference measures noise, not backprop.
     mixed = tuple(sorted(F.HIDDEN, key=lambda name: name == "sigmoid"))
     layers = (ALL_LAYERS[0], *(6 - i // 2 for i in range(len(mixed))), ALL_LAYERS[-1])
+    return layers, mixed
+
+
+def combinations() -> Iterator[tuple[str, tuple[int, ...], object, str, str]]:
+    """(label, layers, activation, output, cost): every hidden activation × every valid
+    (output, cost) pair on ``ALL_LAYERS``, then ``mixed_network`` with every pair."""
+    for activation in F.HIDDEN:
+        for output, cost in F.VALID_PAIRS:
+            yield f"{activation} → {output}+{cost}", ALL_LAYERS, activation, output, cost
+    layers, mixed = mixed_network()
     for output, cost in F.VALID_PAIRS:
         yield f"mixed {','.join(mixed)} → {output}+{cost}", layers, mixed, output, cost
 
@@ -259,6 +266,75 @@ def check_all(
                 net, X, Y, lam, n, eps, params, rng, label=f"{label}, λ={lam:g}"
             )
     return rows
+
+
+# --- a configured network -------------------------------------------------------------------
+
+# Training images in each registered data set; n for the L2 term when the data is absent.
+TRAINING_IMAGES = 60000
+
+
+def _shown(path) -> str:
+    """``path`` relative to the current directory when it lies inside it (shorter lines)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def config_batch(cfg, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """X, Y, n and a line saying where they came from: ``m`` rows of the configured training
+    split when its files are present (nothing is downloaded), else seeded random pixels and
+    labels. n is the size of the training split the config trains on."""
+    from mlpcli import data
+
+    layers, output, cost = cfg.model.layers, cfg.model.output, cfg.cost
+    folder = data.dataset_folder(cfg.data)
+    if all(data.find_file(folder, name) is not None for name in data.FILES):
+        splits = data.load_splits(cfg.data, fetch_missing=False, quiet=True)
+        rows = rng.choice(len(splits.y_train), size=min(m, len(splits.y_train)), replace=False)
+        X = scale01(splits.X_train[rows], np.float64)
+        Y = F.one_hot(splits.y_train[rows], layers[-1], dtype=np.float64)
+        where = f"{len(rows)} rows of the {splits.dataset} training split ({_shown(folder)})"
+        return X, Y, len(splits.y_train), where
+    X, Y = random_batch(layers, output, cost, m, rng, pixels=True)
+    n = max(1, TRAINING_IMAGES - cfg.data.validation)
+    where = (
+        f"{m} seeded random rows (pixels uniform in [0, 1), random targets): no data in "
+        f"{_shown(folder)} — run `mlpcli fetch` to check on real rows; n = {n} assumed"
+    )
+    return X, Y, n, where
+
+
+def check_config(
+    cfg, eps: float = 1e-6, params: int = 50, batch: int = 8, seed: int = 0
+) -> tuple[list[Row], list[str]]:
+    """``check_network`` on the network a config describes, freshly initialized with ``seed``,
+    in float64 whatever ``training.dtype`` says. Returns the rows (one per parameter array,
+    labelled by layer) and lines that say what was checked."""
+    rng = np.random.default_rng(seed)
+    model = cfg.model
+    net = Network.create(
+        model.layers, model.activation, model.output, cfg.cost, model.init, rng, np.float64
+    )
+    X, Y, n, where = config_batch(cfg, batch, rng)
+    lam = cfg.regularization.l2
+    activations = ",".join(dict.fromkeys(net.activations)) or "no hidden layer"
+    notes = [
+        f"network: {' → '.join(map(str, net.layers))}, {activations} → "
+        f"{net.output}+{net.cost}, init {model.init}, λ = {lam:g}, n = {n}",
+        f"batch: {where}",
+        f"float64, eps {eps:g}, up to {params} entries per parameter array, seed {seed}",
+    ]
+    rates = dropout_rates(model.dropout, net.L - 1)
+    masks = dropout_masks(net.layers, rates, len(X), rng, np.float64)
+    if masks is not None:
+        notes.append(
+            "dropout: checked with ONE fixed mask per hidden layer (rates "
+            + ", ".join(f"{r:g}" for r in rates)
+            + "), so J is a deterministic function of the weights"
+        )
+    return check_network(net, X, Y, lam, n, eps, params, rng, masks=masks), notes
 
 
 # --- reporting ----------------------------------------------------------------------------
