@@ -259,7 +259,7 @@ def train(
                                  f"resume with: mlpcli train --resume {shown(run_dir / LAST)}")
                 break
     except KeyboardInterrupt:
-        raise _interrupted(run_dir, state.epoch, epochs, saved) from None
+        raise _interrupted(run_dir, state.epoch, epochs) from None
     except _Diverged as d:
         raise _diverged(config, d.epoch, "the training loss", d.value, run_dir, state.epoch) from None
 
@@ -563,7 +563,7 @@ def _sigint_deferred():
 # --- errors -----------------------------------------------------------------------------------
 
 
-def _interrupted(run_dir: Path, saved_epoch: int, epochs: int, saved) -> Interrupted:
+def _interrupted(run_dir: Path, saved_epoch: int, epochs: int) -> Interrupted:
     if saved_epoch == 0:
         return Interrupted(f"interrupted during epoch 1 of {epochs}; no epoch completed, nothing was saved",
                            f"start again with mlpcli train (the folder {shown(run_dir)} may be reused with --out)")
