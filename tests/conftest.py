@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
+import os
+
+# The test suite's matrices are tiny: one BLAS thread is faster for them, and it keeps the suite
+# from crawling when another process is busy on the other core. Set before NumPy loads its BLAS;
+# subprocesses started by the tests inherit it.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import gzip  # noqa: E402
 import hashlib
 import http.server
 import struct
