@@ -23,6 +23,10 @@ update of every parameter is then one cache-blocked loop (``sgd``, ``momentum``,
 from __future__ import annotations
 
 import math
+import operator
+import os
+import queue
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -37,8 +41,22 @@ BLOCK = 32768
 SPLIT_ABOVE = 262144
 
 
+_CONSTANTS: dict = {}
+
+
+def _c(value, like: np.ndarray) -> np.ndarray:
+    """``value`` as a read-only 0-d array of ``like``'s dtype, made once: keeps float32
+    float32, and a ufunc takes a 0-d array faster than a scalar."""
+    key = (value, like.dtype)
+    c = _CONSTANTS.get(key)
+    if c is None:
+        c = _CONSTANTS[key] = np.array(value, dtype=like.dtype)
+        c.flags.writeable = False
+    return c
+
+
 def _s(value, like: np.ndarray):
-    """A Python number as a scalar of ``like``'s dtype (keeps float32 float32)."""
+    """A number that changes (learning rate, decay) as a scalar of ``like``'s dtype."""
     return like.dtype.type(value)
 
 
@@ -58,17 +76,17 @@ def activate(name: str, Z: np.ndarray, out=None, tmp=None) -> np.ndarray:
     ``out`` may not be ``Z`` itself for leaky_relu, softmax or identity. Same operations, same
     order as the definitions in functions.py, so the values are identical."""
     if name == "sigmoid":  # σ(z) = ½(1 + tanh(z/2)): 0.5 * (1.0 + tanh(0.5 * z))
-        half = _s(0.5, Z)
+        half = _c(0.5, Z)
         A = np.multiply(Z, half, out=out)
         np.tanh(A, out=A)
-        np.add(A, _s(1.0, Z), out=A)
+        np.add(A, _c(1.0, Z), out=A)
         return np.multiply(A, half, out=A)
     if name == "relu":
-        return np.maximum(Z, _s(0, Z), out=out)
+        return np.maximum(Z, _c(0, Z), out=out)
     if name == "tanh":
         return np.tanh(Z, out=out)
     if name == "leaky_relu":  # max(z, 0.01 z) is z for z > 0 and 0.01 z otherwise
-        A = np.multiply(Z, _s(F.LEAKY_RELU_SLOPE, Z), out=out)
+        A = np.multiply(Z, _c(F.LEAKY_RELU_SLOPE, Z), out=out)
         return np.maximum(Z, A, out=A)
     if name == "softmax":  # exp(z − max_j z) / Σ exp(z − max_j z), row by row
         row = np.max(Z, axis=1, keepdims=True, out=tmp)
@@ -93,16 +111,17 @@ def output_delta(output: str, cost: str, A: np.ndarray, Y: np.ndarray, out=None,
     sigmoid+cross_entropy, softmax+log_likelihood:  Δ = (A − Y)/m
     sigmoid+quadratic:                              Δ = (2(A − Y)/m) ⊙ A ⊙ (1 − A)
     any other pair: functions.output_delta, copied into ``out``."""
-    m = _s(A.shape[0], A)
+    m = A.shape[0]
     if (output, cost) in F.SIMPLIFIED_DELTA:
         D = np.subtract(A, Y, out=out)
-        return np.divide(D, m, out=D)
+        return np.divide(D, _c(m, A), out=D)
     if (output, cost) == ("sigmoid", "quadratic"):
-        D = np.subtract(A, Y, out=out)  # ∂c/∂a = 2(a − y) ...
-        np.multiply(D, _s(2, A), out=D)
-        np.divide(D, m, out=D)  # ... / m  (the batch mean)
+        D = np.subtract(A, Y, out=out)
+        # ∂c/∂a / m = 2(a − y) / m, computed as (a − y) / (m/2): 2x and m/2 are exact, so the
+        # quotient rounds to the very same number in one pass instead of two
+        np.divide(D, _c(m / 2, A), out=D)
         np.multiply(D, A, out=D)  # σ vjp: G ⊙ a ⊙ (1 − a)
-        one_minus_a = np.subtract(_s(1, A), A, out=tmp)
+        one_minus_a = np.subtract(_c(1, A), A, out=tmp)
         return np.multiply(D, one_minus_a, out=D)
     D = F.output_delta(output, cost, A, Y)
     if out is None:
@@ -119,13 +138,13 @@ def times_derivative(name: str, D: np.ndarray, A: np.ndarray, tmp=None) -> np.nd
     if name == "identity":
         return D
     if name == "sigmoid":
-        d = np.subtract(_s(1, A), A, out=tmp)
+        d = np.subtract(_c(1, A), A, out=tmp)
         np.multiply(A, d, out=d)
     elif name == "tanh":
         d = np.multiply(A, A, out=tmp)
-        np.subtract(_s(1, A), d, out=d)
+        np.subtract(_c(1, A), d, out=d)
     elif name == "relu":
-        d = (A > 0).astype(A.dtype) if tmp is None else np.greater(A, _s(0, A), out=tmp)
+        d = (A > 0).astype(A.dtype) if tmp is None else np.greater(A, _c(0, A), out=tmp)
     elif name == "leaky_relu":
         d = F.HIDDEN[name].derivative(A)
     else:
@@ -223,8 +242,7 @@ class Flat:
         self.grad = np.zeros(size, dtype=dtype)
         grads = _views(self.grad, shapes)
         self.dW, self.db = [None] + grads[:L], [None] + grads[L:]
-        self.tmp = np.empty(min(size, BLOCK) if size > SPLIT_ABOVE else size, dtype=dtype)
-        self._blocks: dict[bool, list] = {}
+        self.tmp = np.empty((2, min(size, BLOCK) if size > SPLIT_ABOVE else size), dtype=dtype)
         self.state: dict[str, np.ndarray] = {}  # slot ("v", "m", "s") → flat vector
         if optimizer is not None:
             for slot in getattr(optimizer, "slots", ()):
@@ -236,59 +254,76 @@ class Flat:
                 self.state[slot] = flat
             optimizer.flat = self
         self.network = network
+        self._blocks = {decay: self._make_blocks(decay) for decay in (False, True)}
 
     def holds(self, network, dW: Sequence, db: Sequence) -> bool:
         """True when the network's parameters and these gradients are this Flat's views (they
         are unless something replaced an array, e.g. a test wrapping ``backward``)."""
-        if network is not self.network:
-            return False
-        for l in range(1, self.L + 1):
-            if (dW[l] is not self.dW[l] or db[l] is not self.db[l]
-                    or network.W[l] is not self.W[l] or network.b[l] is not self.b[l]):
-                return False
-        return True
+        return (network is self.network and all(map(operator.is_, dW, self.dW))
+                and all(map(operator.is_, db, self.db)) and all(map(operator.is_, network.W, self.W))
+                and all(map(operator.is_, network.b, self.b)))
 
-    def blocks(self, decay: bool) -> list[tuple[slice, bool]]:
-        """(slice, is_weight) blocks covering the vector, of at most BLOCK entries where it is
-        longer than SPLIT_ABOVE; with ``decay`` no block straddles the weights/biases boundary."""
-        cached = self._blocks.get(decay)
-        if cached is None:
-            size = self.theta.size
-            bounds = [(0, self.n_weights, True), (self.n_weights, size, False)] if decay else [(0, size, False)]
-            step = BLOCK if size > SPLIT_ABOVE else size
-            cached = [(slice(a, min(a + step, stop)), weight)
-                      for start, stop, weight in bounds for a in range(start, stop, step)]
-            self._blocks[decay] = cached
-        return cached
+    def blocks(self, decay: bool) -> list["Block"]:
+        """Blocks covering the vectors, of at most BLOCK entries where they are longer than
+        SPLIT_ABOVE; with ``decay`` no block straddles the weights/biases boundary."""
+        return self._blocks[decay]
+
+    def _make_blocks(self, decay: bool) -> list["Block"]:
+        size = self.theta.size
+        bounds = [(0, self.n_weights, True), (self.n_weights, size, False)] if decay else [(0, size, False)]
+        step = BLOCK if size > SPLIT_ABOVE else size
+        spans = [slice(a, min(a + step, stop)) for start, stop, weight in bounds for a in range(start, stop, step)]
+        weights = [weight for start, stop, weight in bounds for a in range(start, stop, step)]
+        blocks = []
+        for i, (b, weight) in enumerate(zip(spans, weights)):
+            # the two halves of the list may run at the same time (_run): one temporary each
+            tmp = self.tmp[0] if i < len(spans) // 2 else self.tmp[1]
+            state = {slot: vector[b] for slot, vector in self.state.items()}
+            blocks.append(Block(self.theta[b], self.grad[b], tmp[: b.stop - b.start], weight, state))
+        return blocks
+
+
+class Block:
+    """Views of one block of a ``Flat``: parameters p, gradients g, a temporary t, the
+    optimizer state by slot, and whether these are weights (which the L2 term applies to)."""
+
+    __slots__ = ("p", "g", "t", "weight", "state")
+
+    def __init__(self, p, g, t, weight, state):
+        self.p, self.g, self.t, self.weight, self.state = p, g, t, weight, state
 
 
 # --- fused update rules (optim.py's rules, over a Flat, block by block) ------------------------
+#
+# The caller passes scalars of the parameters' dtype. Each rule first adds the L2 term to the
+# weights' gradient exactly as backward would (g + decay·W), then applies optim.py's rule with
+# the same operations in the same order, so the result equals the per-parameter update.
+# Blocks are independent, so a large vector's blocks are shared between this thread and a
+# helper thread (NumPy releases the GIL inside each call): the numbers do not depend on it.
 
 
-def _decayed(g, theta, decay, tmp):
-    """g += decay · θ (the L2 term of the gradient), as ``backward`` would add it."""
-    np.add(g, np.multiply(theta, decay, out=tmp), out=g)
-
-
-def sgd(flat: Flat, lr, decay=0.0) -> None:
+def sgd(flat: Flat, lr, decay) -> None:
     """θ ← θ − η (g + (λ/n)W)   for every parameter of ``flat``."""
-    theta, grad, tmp = flat.theta, flat.grad, flat.tmp
-    lr, decay = _s(lr, theta), _s(decay, theta)
-    for block, weight in flat.blocks(bool(decay)):
-        g, p, t = grad[block], theta[block], tmp[: block.stop - block.start]
-        if weight:
-            _decayed(g, p, decay, t)
-        np.subtract(p, np.multiply(g, lr, out=t), out=p)
+    _run(flat, decay, _sgd, lr, decay)
 
 
-def momentum(flat: Flat, lr, mu, decay=0.0, nesterov: bool = False) -> None:
+def _sgd(blocks, lr, decay):
+    for b in blocks:
+        if b.weight:
+            np.add(b.g, np.multiply(b.p, decay, out=b.t), out=b.g)
+        np.subtract(b.p, np.multiply(b.g, lr, out=b.t), out=b.p)
+
+
+def momentum(flat: Flat, lr, mu, decay, nesterov: bool = False) -> None:
     """v ← μ v + g;  θ ← θ − η v   (nesterov: θ ← θ − η (g + μ v)), g including (λ/n)W."""
-    theta, grad, tmp, v_all = flat.theta, flat.grad, flat.tmp, flat.state["v"]
-    lr, mu, decay = _s(lr, theta), _s(mu, theta), _s(decay, theta)
-    for block, weight in flat.blocks(bool(decay)):
-        g, p, v, t = grad[block], theta[block], v_all[block], tmp[: block.stop - block.start]
-        if weight:
-            _decayed(g, p, decay, t)
+    _run(flat, decay, _momentum, lr, mu, decay, nesterov)
+
+
+def _momentum(blocks, lr, mu, decay, nesterov):
+    for b in blocks:
+        g, p, t, v = b.g, b.p, b.t, b.state["v"]
+        if b.weight:
+            np.add(g, np.multiply(p, decay, out=t), out=g)
         np.multiply(v, mu, out=v)
         np.add(v, g, out=v)
         if nesterov:
@@ -299,17 +334,17 @@ def momentum(flat: Flat, lr, mu, decay=0.0, nesterov: bool = False) -> None:
         np.subtract(p, t, out=p)
 
 
-def adam(flat: Flat, lr_c1, b1, b2, c2, eps, decay=0.0) -> None:
+def adam(flat: Flat, lr_c1, b1, b2, c2, eps, decay) -> None:
     """m ← β1 m + (1−β1) g;  s ← β2 s + (1−β2) g²;  θ ← θ − (η c1) m / (√s c2 + ε)."""
-    theta, grad, tmp = flat.theta, flat.grad, flat.tmp
-    m_all, s_all = flat.state["m"], flat.state["s"]
-    decay = _s(decay, theta)
-    one_b1, one_b2 = _s(1, theta) - b1, _s(1, theta) - b2
-    for block, weight in flat.blocks(bool(decay)):
-        g, p, m, s = grad[block], theta[block], m_all[block], s_all[block]
-        t = tmp[: block.stop - block.start]
-        if weight:
-            _decayed(g, p, decay, t)
+    one = b1.dtype.type(1)
+    _run(flat, decay, _adam, lr_c1, b1, b2, one - b1, one - b2, c2, eps, decay)
+
+
+def _adam(blocks, lr_c1, b1, b2, one_b1, one_b2, c2, eps, decay):
+    for b in blocks:
+        g, p, t, m, s = b.g, b.p, b.t, b.state["m"], b.state["s"]
+        if b.weight:
+            np.add(g, np.multiply(p, decay, out=t), out=g)
         np.multiply(m, b1, out=m)
         np.add(m, np.multiply(g, one_b1, out=t), out=m)
         np.multiply(s, b2, out=s)
@@ -320,3 +355,57 @@ def adam(flat: Flat, lr_c1, b1, b2, c2, eps, decay=0.0) -> None:
         np.add(t, eps, out=t)
         np.divide(np.multiply(m, lr_c1, out=g), t, out=t)  # g is free now: it held this step's gradient
         np.subtract(p, t, out=p)
+
+
+# Use a helper thread for vectors of more than SPLIT_ABOVE elements (and more than one core).
+THREADS = min(2, os.cpu_count() or 1)
+
+
+def _run(flat: Flat, decay, rule, *args) -> None:
+    blocks = flat.blocks(bool(decay))
+    if THREADS < 2 or len(blocks) < 4:
+        rule(blocks, *args)
+        return
+    half = len(blocks) // 2
+    _helper().submit(rule, blocks[half:], *args)
+    try:
+        rule(blocks[:half], *args)
+    finally:
+        _helper().wait()  # also on KeyboardInterrupt: never leave the helper writing
+
+
+class _Helper:
+    """One daemon thread that runs the second half of an update's blocks."""
+
+    def __init__(self):
+        self.jobs, self.done = queue.SimpleQueue(), queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="mlpcli-update", daemon=True).start()
+
+    def _serve(self):
+        while True:
+            rule, blocks, args = self.jobs.get()
+            try:
+                rule(blocks, *args)
+                self.done.put(None)
+            except BaseException as error:  # handed to the caller by wait()
+                self.done.put(error)
+
+    def submit(self, rule, blocks, *args):
+        self.jobs.put((rule, blocks, args))
+
+    def wait(self):
+        error = self.done.get()
+        if error is not None:
+            raise error
+
+
+_HELPER: list = []
+_HELPER_LOCK = threading.Lock()
+
+
+def _helper() -> _Helper:
+    if not _HELPER:
+        with _HELPER_LOCK:
+            if not _HELPER:
+                _HELPER.append(_Helper())
+    return _HELPER[0]

@@ -69,10 +69,10 @@ class Optimizer:
         When parameters, gradients and state are the views of a ``kernels.Flat``, the update
         is that module's fused, cache-blocked kernel: the same operations, in the same order,
         element by element, as the per-parameter rules below."""
-        if self.flat is not None and self.flat.holds(network, dW, db):
-            self._step_flat(self.flat, self.dtype.type(learning_rate), decay)
-            return
         lr, decay = self.dtype.type(learning_rate), self.dtype.type(decay)
+        if self.flat is not None and self.flat.holds(network, dW, db):
+            self._step_flat(self.flat, lr, decay)
+            return
         for name, l, kind in _names(self.L):
             param, grad = (network.W[l], dW[l]) if kind == "W" else (network.b[l], db[l])
             if decay and kind == "W":
