@@ -37,6 +37,12 @@ ALL_N = 20
 KINK_MARGIN = 1e-4
 
 
+def kink_margin(eps: float) -> float:
+    """How far from 0 pre-activations are kept for a step ε: far enough that θ ± ε (which
+    moves a pre-activation by about ε times an activation or weight) never crosses a kink."""
+    return max(KINK_MARGIN, 100 * eps)
+
+
 @dataclass(frozen=True)
 class Row:
     """The comparison for one parameter array of one checked network."""
@@ -173,7 +179,7 @@ def check_network(
     def objective() -> tuple[float, float]:  # J as its two parts (see numerical_gradient)
         return net.data_cost(forward()[1][-1], Y), net.l2_penalty(lam, n)
 
-    avoid_kinks(net, forward, max(KINK_MARGIN, 100 * eps))
+    avoid_kinks(net, forward, kink_margin(eps))
     Z, A = forward()
     dW, db = net.backward(Z, A, Y, lam, n, **kwargs)
 
