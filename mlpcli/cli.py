@@ -436,13 +436,12 @@ def gradcheck_command(ctx: click.Context, check_every: bool, config_source: str 
             raise click.UsageError("--all checks built-in networks: leave out --config and --set")
         rows = gradcheck.check_all(eps=eps, params=params, batch=batch, seed=seed)
         mixed = gradcheck.mixed_network()[0]
-        click.echo(
-            f"every hidden activation × every valid output+cost on {list(gradcheck.ALL_LAYERS)}, "
-            f"and a net mixing all hidden activations on {list(mixed)}; "
-            f"λ = 0 and λ = {gradcheck.ALL_LAMBDAS[-1]:g} (n = {gradcheck.ALL_N})"
-        )
-        click.echo(f"batch: {batch} seeded random rows; float64, eps {eps:g}, seed {seed}; "
-                   "each line is the worst parameter array of one combination")
+        click.echo(f"every hidden activation × every valid output+cost on {list(gradcheck.ALL_LAYERS)},")
+        click.echo(f"plus all hidden activations in one net on {list(mixed)}")
+        click.echo(f"λ = {' and '.join(f'{lam:g}' for lam in gradcheck.ALL_LAMBDAS)} "
+                   f"(n = {gradcheck.ALL_N}); batch: {batch} seeded random rows; float64, eps {eps:g}, "
+                   f"seed {seed}")
+        click.echo("each line: the worst parameter array of one combination")
         table = gradcheck.format_table(gradcheck.worst_per_label(rows), "combination", tol)
     else:
         from mlpcli.config import load_config
