@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import math
 import operator
-import os
-import queue
-import threading
 from typing import Sequence
 
 import numpy as np
@@ -224,37 +221,78 @@ class Flat:
     checkpoints, ``optimizer.state_dict``) sees the same numbers, and an update of the whole
     vector updates every array. The weights form a prefix (``n_weights`` entries), so the L2
     term is applied to ``theta[:n_weights]`` only: biases are not regularized.
+
+    ``combined`` (momentum and nesterov on more than SPLIT_ABOVE parameters): the new v and θ
+    are linear in the old (g, v, θ), so one matrix product (2×3 coefficients times the three
+    vectors stacked as rows) computes the whole update in one pass over memory, on every BLAS
+    thread. Its output cannot overwrite its input, so v and θ live in two places and the
+    views are rebound to the new ones after every step (``swap``). The rows are laid out so
+    that both directions read (g, v, θ) in that order: the same sums in the same order.
     """
+
+    # rows of the combined layout: 0 g, 1 v_a, 2 θ_a, 3 v_b, 6 θ_b (rows 4 and 5 are never
+    # written, so never resident)
+    _SOURCE = (slice(0, 3), slice(0, 7, 3))  # (g, v, θ) read in place a, in place b
+    _TARGET = (slice(3, 7, 3), slice(1, 3))  # (v, θ) written from a, from b
 
     def __init__(self, network, optimizer=None):
         L, dtype = network.L, network.dtype
-        self.L = L
+        self.L, self.network = L, network
         arrays = network.W[1:] + network.b[1:]
-        shapes = [a.shape for a in arrays]
+        self.shapes = [a.shape for a in arrays]
         self.n_weights = sum(w.size for w in network.W[1:])
-        size = sum(a.size for a in arrays)
-        self.theta = np.empty(size, dtype=dtype)
-        views = _views(self.theta, shapes)
-        for view, array in zip(views, arrays):
-            view[...] = array
-        network.W[1:], network.b[1:] = views[:L], views[L:]
-        self.W, self.b = [None] + views[:L], [None] + views[L:]
-        self.grad = np.zeros(size, dtype=dtype)
-        grads = _views(self.grad, shapes)
+        self.size = size = sum(a.size for a in arrays)
+        slots = tuple(getattr(optimizer, "slots", ())) if optimizer is not None else ()
+        self.combined = slots == ("v",) and size > SPLIT_ABOVE
+        if self.combined:
+            stride = -(-size // 16) * 16  # every row starts 64-byte aligned
+            self.rows = np.empty((7, stride), dtype=dtype)[:, :size]
+            self.grad = self.rows[0]
+            places = [{"theta": self.rows[2], "v": self.rows[1]}, {"theta": self.rows[6], "v": self.rows[3]}]
+        else:
+            self.grad = np.empty(size, dtype=dtype)
+            places = [{"theta": np.empty(size, dtype=dtype), **{s: np.empty(size, dtype=dtype) for s in slots}}]
+        self.grad[...] = 0
+        grads = _views(self.grad, self.shapes)
         self.dW, self.db = [None] + grads[:L], [None] + grads[L:]
-        self.tmp = np.empty((2, min(size, BLOCK) if size > SPLIT_ABOVE else size), dtype=dtype)
-        self.state: dict[str, np.ndarray] = {}  # slot ("v", "m", "s") → flat vector
+        self._places = places
+        self._optimizer = optimizer
+        self._names = {slot: [f"{slot}_W{l}" for l in range(1, L + 1)] + [f"{slot}_b{l}" for l in range(1, L + 1)]
+                       for slot in slots}
+        self._place_views = [{kind: _views(vector, self.shapes) for kind, vector in place.items()}
+                             for place in places]
+        for view, array in zip(self._place_views[0]["theta"], arrays):
+            view[...] = array
+        for slot, names in self._names.items():
+            for name, view in zip(names, self._place_views[0][slot]):
+                view[...] = optimizer.state[name]
+        self.parity = 0
+        self._bind(0)
         if optimizer is not None:
-            for slot in getattr(optimizer, "slots", ()):
-                flat = np.empty(size, dtype=dtype)
-                names = [f"{slot}_W{l}" for l in range(1, L + 1)] + [f"{slot}_b{l}" for l in range(1, L + 1)]
-                for name, view in zip(names, _views(flat, shapes)):
-                    view[...] = optimizer.state[name]
-                    optimizer.state[name] = view
-                self.state[slot] = flat
             optimizer.flat = self
-        self.network = network
-        self._blocks = {decay: self._make_blocks(decay) for decay in (False, True)}
+        self.tmp = np.empty((2, min(size, BLOCK) if size > SPLIT_ABOVE else size), dtype=dtype)
+        self._blocks = {} if self.combined else {d: self._make_blocks(d) for d in (False, True)}
+
+    def _bind(self, parity: int) -> None:
+        """Point the network, the optimizer and this object at the vectors of ``parity``."""
+        L, views = self.L, self._place_views[parity]
+        self.theta = self._places[parity]["theta"]
+        self.state = {slot: self._places[parity][slot] for slot in self._names}
+        self.network.W[1:], self.network.b[1:] = views["theta"][:L], views["theta"][L:]
+        self.W, self.b = [None] + views["theta"][:L], [None] + views["theta"][L:]
+        for slot, names in self._names.items():
+            for name, view in zip(names, views[slot]):
+                self._optimizer.state[name] = view
+
+    def combine(self, coefficients: np.ndarray, columns: slice) -> None:
+        """(v, θ)[:, columns] ← coefficients (2×3) @ (g, v, θ)[:, columns], into the other place."""
+        np.matmul(coefficients, self.rows[self._SOURCE[self.parity], columns],
+                  out=self.rows[self._TARGET[self.parity], columns])
+
+    def swap(self) -> None:
+        """After ``combine``: the new v and θ are the current ones."""
+        self.parity ^= 1
+        self._bind(self.parity)
 
     def holds(self, network, dW: Sequence, db: Sequence) -> bool:
         """True when the network's parameters and these gradients are this Flat's views (they
@@ -269,17 +307,15 @@ class Flat:
         return self._blocks[decay]
 
     def _make_blocks(self, decay: bool) -> list["Block"]:
-        size = self.theta.size
+        size = self.size
         bounds = [(0, self.n_weights, True), (self.n_weights, size, False)] if decay else [(0, size, False)]
         step = BLOCK if size > SPLIT_ABOVE else size
-        spans = [slice(a, min(a + step, stop)) for start, stop, weight in bounds for a in range(start, stop, step)]
-        weights = [weight for start, stop, weight in bounds for a in range(start, stop, step)]
         blocks = []
-        for i, (b, weight) in enumerate(zip(spans, weights)):
-            # the two halves of the list may run at the same time (_run): one temporary each
-            tmp = self.tmp[0] if i < len(spans) // 2 else self.tmp[1]
-            state = {slot: vector[b] for slot, vector in self.state.items()}
-            blocks.append(Block(self.theta[b], self.grad[b], tmp[: b.stop - b.start], weight, state))
+        for start, stop, weight in bounds:
+            for a in range(start, stop, step):
+                b = slice(a, min(a + step, stop))
+                state = {slot: vector[b] for slot, vector in self.state.items()}
+                blocks.append(Block(self.theta[b], self.grad[b], self.tmp[0, : b.stop - b.start], weight, state))
         return blocks
 
 
@@ -293,22 +329,18 @@ class Block:
         self.p, self.g, self.t, self.weight, self.state = p, g, t, weight, state
 
 
-# --- fused update rules (optim.py's rules, over a Flat, block by block) ------------------------
+# --- fused update rules (optim.py's rules, over a Flat) ------------------------------------------
 #
-# The caller passes scalars of the parameters' dtype. Each rule first adds the L2 term to the
-# weights' gradient exactly as backward would (g + decay·W), then applies optim.py's rule with
-# the same operations in the same order, so the result equals the per-parameter update.
-# Blocks are independent, so a large vector's blocks are shared between this thread and a
-# helper thread (NumPy releases the GIL inside each call): the numbers do not depend on it.
+# The caller passes scalars of the parameters' dtype. Block by block, each rule first adds the
+# L2 term to the weights' gradient exactly as backward would (g + decay·W), then applies
+# optim.py's rule with the same operations in the same order: the result equals the
+# per-parameter update bit for bit. A combined Flat does momentum and nesterov as one matrix
+# product instead: the same linear map, summed in another order (equal to rounding).
 
 
 def sgd(flat: Flat, lr, decay) -> None:
     """θ ← θ − η (g + (λ/n)W)   for every parameter of ``flat``."""
-    _run(flat, decay, _sgd, lr, decay)
-
-
-def _sgd(blocks, lr, decay):
-    for b in blocks:
+    for b in flat.blocks(bool(decay)):
         if b.weight:
             np.add(b.g, np.multiply(b.p, decay, out=b.t), out=b.g)
         np.subtract(b.p, np.multiply(b.g, lr, out=b.t), out=b.p)
@@ -316,11 +348,10 @@ def _sgd(blocks, lr, decay):
 
 def momentum(flat: Flat, lr, mu, decay, nesterov: bool = False) -> None:
     """v ← μ v + g;  θ ← θ − η v   (nesterov: θ ← θ − η (g + μ v)), g including (λ/n)W."""
-    _run(flat, decay, _momentum, lr, mu, decay, nesterov)
-
-
-def _momentum(blocks, lr, mu, decay, nesterov):
-    for b in blocks:
+    if flat.combined:
+        _momentum_combined(flat, lr, mu, decay, nesterov)
+        return
+    for b in flat.blocks(bool(decay)):
         g, p, t, v = b.g, b.p, b.t, b.state["v"]
         if b.weight:
             np.add(g, np.multiply(p, decay, out=t), out=g)
@@ -334,14 +365,31 @@ def _momentum(blocks, lr, mu, decay, nesterov):
         np.subtract(p, t, out=p)
 
 
+def _momentum_combined(flat: Flat, lr, mu, decay, nesterov: bool) -> None:
+    """With g the data gradient and c = λ/n (0 for biases), the rules are linear in (g, v, θ):
+        momentum  v' = g + μ v + c θ     θ' = θ − η v' = −η g − ημ v + (1 − ηc) θ
+        nesterov  v' = g + μ v + c θ     θ' = θ − η (g + cθ + μ v')
+                                            = −η(1+μ) g − ημ² v + (1 − ηc(1+μ)) θ
+    """
+    eta, mu, dtype = float(lr), float(mu), flat.grad.dtype
+
+    def coefficients(c):
+        if nesterov:
+            return np.array([[1, mu, c], [-eta * (1 + mu), -eta * mu * mu, 1 - eta * c * (1 + mu)]], dtype=dtype)
+        return np.array([[1, mu, c], [-eta, -eta * mu, 1 - eta * c]], dtype=dtype)
+
+    n = flat.n_weights if decay else flat.size
+    flat.combine(coefficients(float(decay)), slice(0, n))
+    if n < flat.size:
+        flat.combine(coefficients(0.0), slice(n, flat.size))
+    flat.swap()
+
+
 def adam(flat: Flat, lr_c1, b1, b2, c2, eps, decay) -> None:
     """m ← β1 m + (1−β1) g;  s ← β2 s + (1−β2) g²;  θ ← θ − (η c1) m / (√s c2 + ε)."""
     one = b1.dtype.type(1)
-    _run(flat, decay, _adam, lr_c1, b1, b2, one - b1, one - b2, c2, eps, decay)
-
-
-def _adam(blocks, lr_c1, b1, b2, one_b1, one_b2, c2, eps, decay):
-    for b in blocks:
+    one_b1, one_b2 = one - b1, one - b2
+    for b in flat.blocks(bool(decay)):
         g, p, t, m, s = b.g, b.p, b.t, b.state["m"], b.state["s"]
         if b.weight:
             np.add(g, np.multiply(p, decay, out=t), out=g)
@@ -355,57 +403,3 @@ def _adam(blocks, lr_c1, b1, b2, one_b1, one_b2, c2, eps, decay):
         np.add(t, eps, out=t)
         np.divide(np.multiply(m, lr_c1, out=g), t, out=t)  # g is free now: it held this step's gradient
         np.subtract(p, t, out=p)
-
-
-# Use a helper thread for vectors of more than SPLIT_ABOVE elements (and more than one core).
-THREADS = min(2, os.cpu_count() or 1)
-
-
-def _run(flat: Flat, decay, rule, *args) -> None:
-    blocks = flat.blocks(bool(decay))
-    if THREADS < 2 or len(blocks) < 4:
-        rule(blocks, *args)
-        return
-    half = len(blocks) // 2
-    _helper().submit(rule, blocks[half:], *args)
-    try:
-        rule(blocks[:half], *args)
-    finally:
-        _helper().wait()  # also on KeyboardInterrupt: never leave the helper writing
-
-
-class _Helper:
-    """One daemon thread that runs the second half of an update's blocks."""
-
-    def __init__(self):
-        self.jobs, self.done = queue.SimpleQueue(), queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="mlpcli-update", daemon=True).start()
-
-    def _serve(self):
-        while True:
-            rule, blocks, args = self.jobs.get()
-            try:
-                rule(blocks, *args)
-                self.done.put(None)
-            except BaseException as error:  # handed to the caller by wait()
-                self.done.put(error)
-
-    def submit(self, rule, blocks, *args):
-        self.jobs.put((rule, blocks, args))
-
-    def wait(self):
-        error = self.done.get()
-        if error is not None:
-            raise error
-
-
-_HELPER: list = []
-_HELPER_LOCK = threading.Lock()
-
-
-def _helper() -> _Helper:
-    if not _HELPER:
-        with _HELPER_LOCK:
-            if not _HELPER:
-                _HELPER.append(_Helper())
-    return _HELPER[0]

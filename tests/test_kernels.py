@@ -116,9 +116,14 @@ OPTIMIZERS = {
 
 
 def big_net():
-    # 784·400 + 400·10 weights: more than kernels.SPLIT_ABOVE, so the update runs in blocks,
-    # and a block boundary falls inside W1.
+    # 784·400 + 400·10 weights: more than kernels.SPLIT_ABOVE, so the update runs in blocks
+    # (a block boundary falls inside W1) or, for momentum and nesterov, as one matrix product.
     return Network.create([784, 400, 10], "relu", "softmax", "log_likelihood", "he",
+                          np.random.default_rng(0), np.float32)
+
+
+def small_net():
+    return Network.create([784, 100, 10], "sigmoid", "sigmoid", "cross_entropy", "nielsen",
                           np.random.default_rng(0), np.float32)
 
 
@@ -128,28 +133,77 @@ def gradients(net, k):
             [None] + [rng.standard_normal(b.shape, dtype=np.float32) for b in net.b[1:]])
 
 
-@pytest.mark.parametrize("decay", [0.0, 1e-3])
-@pytest.mark.parametrize("name", OPTIMIZERS)
-def test_fused_update_equals_the_per_parameter_rule(name, decay):
-    assert sum(w.size for w in big_net().W[1:]) > K.SPLIT_ABOVE
-    reference, fused = big_net(), big_net()
+def run_both(make_net, name, decay, steps=3):
+    """The same steps through optim.py's per-parameter rule and through a Flat."""
+    reference, fused = make_net(), make_net()
     ref_opt, fused_opt = OPTIMIZERS[name](reference), OPTIMIZERS[name](fused)
     flat = K.Flat(fused, fused_opt)
-    for k in range(3):
+    for k in range(steps):
         dW, db = gradients(reference, k)
         for l in range(1, fused.L + 1):  # backward would have written them into the views
             flat.dW[l][...], flat.db[l][...] = dW[l], db[l]
         assert flat.holds(fused, flat.dW, flat.db)
         ref_opt.step(reference, dW, db, 0.01, decay)
         fused_opt.step(fused, flat.dW, flat.db, 0.01, decay)
+    return reference, ref_opt, fused, fused_opt, flat
+
+
+@pytest.mark.parametrize("decay", [0.0, 1e-3])
+@pytest.mark.parametrize("make_net,name", [(big_net, "sgd"), (big_net, "adam"),
+                                           (small_net, "momentum"), (small_net, "nesterov")])
+def test_fused_update_equals_the_per_parameter_rule_bit_for_bit(make_net, name, decay):
+    reference, ref_opt, fused, fused_opt, flat = run_both(make_net, name, decay)
+    assert not flat.combined
     for l in range(1, fused.L + 1):
         assert np.array_equal(fused.W[l], reference.W[l]) and np.array_equal(fused.b[l], reference.b[l])
     for key, value in ref_opt.state_dict().items():
         assert np.array_equal(fused_opt.state_dict()[key], value)
 
 
+@pytest.mark.parametrize("decay", [0.0, 1e-3])
+@pytest.mark.parametrize("name", ["momentum", "nesterov"])
+def test_combined_update_equals_the_per_parameter_rule(name, decay):
+    assert sum(w.size for w in big_net().W[1:]) > K.SPLIT_ABOVE
+    reference, ref_opt, fused, fused_opt, flat = run_both(big_net, name, decay)
+    assert flat.combined and flat.parity == 1  # three steps: the values live in the second place
+    for l in range(1, fused.L + 1):
+        np.testing.assert_allclose(fused.W[l], reference.W[l], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(fused.b[l], reference.b[l], rtol=1e-6, atol=1e-7)
+        assert np.shares_memory(fused.W[l], flat.rows) and np.shares_memory(fused_opt.state[f"v_W{l}"], flat.rows)
+    for key, value in ref_opt.state_dict().items():
+        np.testing.assert_allclose(fused_opt.state_dict()[key], value, rtol=1e-6, atol=1e-6)
+    # the L2 term moved the weights: the decay is not lost in (1 − ηc)
+    if decay:
+        _, _, undecayed, _, _ = run_both(big_net, name, 0.0)
+        assert not np.allclose(undecayed.W[1], fused.W[1], rtol=0, atol=1e-9)
+
+
+def test_combined_update_does_not_depend_on_where_the_values_live():
+    """A run continued from saved state (values back in the first place) computes the very
+    same numbers as the uninterrupted run (values in the second place): resume stays exact."""
+    whole, _, net, opt, flat = run_both(big_net, "nesterov", 1e-3, steps=1)
+    assert flat.parity == 1
+    resumed = big_net()
+    for l in range(1, 3):
+        resumed.W[l][...], resumed.b[l][...] = net.W[l], net.b[l]
+    resumed_opt = OPTIMIZERS["nesterov"](resumed)
+    resumed_opt.load_state_dict(opt.state_dict())
+    resumed_flat = K.Flat(resumed, resumed_opt)
+    assert resumed_flat.parity == 0
+    for k in (1, 2):
+        dW, db = gradients(net, k)
+        for f, n, o in ((flat, net, opt), (resumed_flat, resumed, resumed_opt)):
+            for l in (1, 2):
+                f.dW[l][...], f.db[l][...] = dW[l], db[l]
+            o.step(n, f.dW, f.db, 0.01, 1e-3)
+    assert flat.parity != resumed_flat.parity
+    for l in (1, 2):
+        assert np.array_equal(net.W[l], resumed.W[l]) and np.array_equal(net.b[l], resumed.b[l])
+    assert all(np.array_equal(v, resumed_opt.state_dict()[k]) for k, v in opt.state_dict().items())
+
+
 def test_decay_in_step_equals_the_l2_term_added_by_backward():
-    a, b = big_net(), big_net()
+    a, b = small_net(), small_net()
     opt_a, opt_b = Momentum(a, 0.9), Momentum(b, 0.9)
     K.Flat(b, opt_b)
     rng = np.random.default_rng(3)
@@ -165,8 +219,9 @@ def test_decay_in_step_equals_the_l2_term_added_by_backward():
         assert np.array_equal(a.W[l], b.W[l]) and np.array_equal(a.b[l], b.b[l])
 
 
-def test_gradients_that_are_not_the_flat_views_take_the_per_parameter_path():
-    reference, net = big_net(), big_net()
+@pytest.mark.parametrize("make_net", [small_net, big_net])
+def test_gradients_that_are_not_the_flat_views_take_the_per_parameter_path(make_net):
+    reference, net = make_net(), make_net()
     ref_opt, opt = Momentum(reference, 0.9), Momentum(net, 0.9)
     flat = K.Flat(net, opt)
     dW, db = gradients(net, 0)  # new arrays, e.g. from a wrapped backward
@@ -174,7 +229,7 @@ def test_gradients_that_are_not_the_flat_views_take_the_per_parameter_path():
     ref_opt.step(reference, dW, db, 0.1, 1e-3)
     opt.step(net, dW, db, 0.1, 1e-3)
     assert all(np.array_equal(x, y) for x, y in zip(net.W[1:] + net.b[1:], reference.W[1:] + reference.b[1:]))
-    assert opt.state["v_W1"].base is flat.state["v"]  # still the flat vector's views
+    assert np.shares_memory(opt.state["v_W1"], flat.state["v"]) and flat.parity == 0  # updated in place
 
 
 def test_flat_makes_views_and_keeps_every_value_and_name():
