@@ -143,7 +143,7 @@ def child_mlpcli(net, data, epochs):
 
     with tempfile.TemporaryDirectory(prefix="mlpcli-bench-") as tmp:
         config = mlpcli_config(net, data, epochs, Path(tmp) / "run")
-        splits = load_splits(config.data, fetch_missing=False, quiet=True)
+        splits = load_splits(config.data)
         clock = _EpochClock()
         history = train(config, splits, Path(tmp) / "run", progress=clock)
         test = evaluate(history.network, splits.X_test, splits.y_test)
@@ -169,7 +169,7 @@ def child_torch(net, data, epochs, threads):
     torch.manual_seed(SEED)
     spec = NETWORKS[net]
     data_cfg = load_config(None, [f"data.path={json.dumps(str(data))}", "data.validation=0"]).data
-    splits = load_splits(data_cfg, fetch_missing=False, quiet=True)
+    splits = load_splits(data_cfg)
     # The same initial weights as mlpcli's run (same init, same seed).
     init = Network.create(spec["layers"], spec["activation"], spec["output"], spec["cost"],
                           spec["init"], np.random.default_rng(SEED), np.float32)

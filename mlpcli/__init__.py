@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_config": ("mlpcli.config", "load_config"),
     "Config": ("mlpcli.config", "Config"),
-    "load_splits": ("mlpcli.data", "load_splits"),
+    "load_splits": ("mlpcli.fetch", "load_splits"),
     "Splits": ("mlpcli.data", "Splits"),
     "fit": ("mlpcli.train", "train"),
     "History": ("mlpcli.train", "History"),

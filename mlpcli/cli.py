@@ -177,7 +177,7 @@ def predict_command(
     dataset = ckpt.config.data.dataset
     names = predict.class_names_for(dataset, ckpt.network.layers[-1])
     if index is not None:
-        from mlpcli.data import load_splits
+        from mlpcli.fetch import load_splits
 
         splits = load_splits(ckpt.config.data, quiet=as_json)
         results = [predict.predict_index(ckpt.network, splits.X_test, splits.y_test, index, names, k)]
@@ -293,7 +293,7 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
 
     from mlpcli import train as training
     from mlpcli.config import dump_yaml, load_config
-    from mlpcli.data import load_splits
+    from mlpcli.fetch import load_splits
 
     if resume is not None and init_from is not None:
         raise click.UsageError("--resume continues a run; --init-from starts a new one: give one of them")
@@ -358,7 +358,7 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
     import os
 
     from mlpcli import checkpoint as ckpt_io
-    from mlpcli.data import load_splits
+    from mlpcli.fetch import load_splits
     from mlpcli.errors import ConfigError
     from mlpcli.evaluate import dumps, evaluate, format_report
 

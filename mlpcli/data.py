@@ -225,24 +225,17 @@ def dataset_folder(data_cfg) -> Path:
     return Path(data_cfg.dir) / data_cfg.dataset
 
 
-def load_splits(data_cfg, fetch_missing: bool = True, quiet: bool = False) -> Splits:
-    """Train / validation / test splits for a ``DataConfig``.
+def load_splits(data_cfg) -> Splits:
+    """Train / validation / test splits for a ``DataConfig``, from files already on disk.
 
     Reads ``data_cfg.path`` when set (any folder holding the four files, ``.gz`` or raw;
-    ``data_cfg.dataset`` then only names the classes), else ``<data_cfg.dir>/<dataset>/``,
-    fetching a registered data set first when files are missing and ``fetch_missing``.
+    ``data_cfg.dataset`` then only names the classes), else ``<data_cfg.dir>/<dataset>/``.
     The last ``data_cfg.validation`` training examples are held out for validation.
+    ``fetch.load_splits`` is the same, but downloads a registered data set first if missing.
     """
     folder = dataset_folder(data_cfg)
     paths = {name: find_file(folder, name) for name in FILES}
     missing = [name for name, p in paths.items() if p is None]
-    if missing and data_cfg.path is None and fetch_missing:
-        from mlpcli import fetch  # fetch imports this module; import here to avoid a cycle
-
-        if data_cfg.dataset in fetch.REGISTRY:
-            fetch.ensure_dataset(data_cfg.dataset, data_cfg.dir, quiet=quiet)
-            paths = {name: find_file(folder, name) for name in FILES}
-            missing = [name for name, p in paths.items() if p is None]
     if missing:
         hint = (f"run: mlpcli fetch --dataset {data_cfg.dataset} --data-dir {data_cfg.dir}"
                 if data_cfg.path is None

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from urllib3.util.retry import Retry
 
 from mlpcli import __version__
+from mlpcli import data
 from mlpcli.data import find_file, looks_like_html, open_payload, read_idx
 from mlpcli.errors import ConfigError, DataError, FetchError, Interrupted
 
@@ -590,3 +591,14 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike, quiet: bool = False,
             if not quiet:
                 say(line)
     return folder
+
+
+def load_splits(data_cfg, quiet: bool = False) -> data.Splits:
+    """``data.load_splits``, after fetching a registered data set whose files are missing.
+
+    This is what ``train``, ``eval`` and the public API use: a fresh machine needs no separate
+    ``mlpcli fetch``. A config with ``data.path`` set is read as it is, never fetched.
+    """
+    if data_cfg.path is None and data_cfg.dataset in REGISTRY:
+        ensure_dataset(data_cfg.dataset, data_cfg.dir, quiet=quiet)
+    return data.load_splits(data_cfg)

@@ -145,7 +145,7 @@ def test_resume_with_dropout_and_augmentation_is_bit_exact(tiny_config, tmp_path
           "model.layers=[784,16,12,10]", "model.dropout=[0.3,0.2]", "training.epochs=4",
           "training.optimizer=nesterov")
     config = tiny_config(*on)
-    splits = load_splits(config.data, fetch_missing=False, quiet=True)
+    splits = load_splits(config.data)
     whole = train(config, splits, tmp_path / "whole")
     train(config, splits, tmp_path / "split", stop_after=2)
     resumed = train(None, splits, resume=tmp_path / "split" / "last.npz")

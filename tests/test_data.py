@@ -202,7 +202,7 @@ def test_validation_is_held_out_from_the_end_of_the_training_set(tmp_path):
     folder = write_set(tmp_path / "set")
     train = read_idx(folder / FILES[0]).reshape(30, 784)
     labels = read_idx(folder / FILES[1])
-    splits = load_splits(DataConfig(path=str(folder), validation=8), fetch_missing=False)
+    splits = load_splits(DataConfig(path=str(folder), validation=8))
     assert splits.X_train.shape == (22, 784) and splits.X_train.dtype == np.uint8
     assert (splits.X_train == train[:22]).all() and (splits.X_val == train[22:]).all()
     assert (splits.y_train == labels[:22]).all() and (splits.y_val == labels[22:]).all()
@@ -229,7 +229,7 @@ def test_missing_files_are_listed_with_what_to_do(tmp_path):
     folder = write_set(tmp_path / "mnist")
     (folder / FILES[2]).unlink()
     with pytest.raises(DataError) as error:
-        load_splits(DataConfig(dir=str(tmp_path)), fetch_missing=False)
+        load_splits(DataConfig(dir=str(tmp_path)))  # data.load_splits never fetches
     assert FILES[2] in error.value.message and "mlpcli fetch --dataset mnist" in error.value.hint
     with pytest.raises(DataError, match=FILES[2]):
         load_splits(DataConfig(path=str(folder)))  # data.path is never fetched into

@@ -173,7 +173,7 @@ def test_validation_metrics_and_eval_never_use_dropout(tiny_config, tmp_path):
     from mlpcli.train import train
 
     config = tiny_config("model.dropout=0.5", "training.epochs=2")
-    splits = load_splits(config.data, fetch_missing=False, quiet=True)
+    splits = load_splits(config.data)
     history = train(config, splits, tmp_path / "run")
     saved = checkpoint.load(history.last_checkpoint)
     first = evaluate(saved.network, splits.X_val, splits.y_val)

@@ -305,8 +305,8 @@ def test_ensure_dataset_fetches_only_missing_files(idx_dataset, fault_server, tm
 def test_load_splits_fetches_a_missing_registered_dataset(idx_dataset, fault_server, tmp_path,
                                                           monkeypatch):
     monkeypatch.setenv("MLPCLI_MIRROR", fault_server.add("a/", idx_dataset.archives))
-    splits = load_splits(DataConfig(dataset="synthetic", dir=str(tmp_path), validation=5),
-                         quiet=True)
+    splits = fetch.load_splits(DataConfig(dataset="synthetic", dir=str(tmp_path), validation=5),
+                               quiet=True)
     assert len(splits.X_train) == 45 and len(fault_server.requests) == 4
 
 
