@@ -63,7 +63,7 @@ ALIASES = {
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    shift: int = 0  # random translation of each training image by up to ±shift pixels
+    shift: int = 1  # random translation of each training image by up to ±shift pixels
     flip: bool = False  # random horizontal flips (only where labels survive a mirror image)
 
 
@@ -82,7 +82,7 @@ class ModelConfig:
     activation: str | tuple[str, ...] = "relu"
     output: str = "softmax"
     init: str = "he"
-    dropout: float | tuple[float, ...] = 0.0
+    dropout: float | tuple[float, ...] = 0.1
 
     def hidden_activations(self) -> tuple[str, ...]:
         """One activation name per hidden layer."""
@@ -125,7 +125,7 @@ class EarlyStoppingConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 128
     learning_rate: float = 0.05
     optimizer: str = "nesterov"

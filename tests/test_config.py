@@ -186,7 +186,8 @@ def test_values_are_normalized_to_tuples_and_floats(tmp_path):
     assert cfg.training.learning_rate == 1.0 and isinstance(cfg.training.learning_rate, float)
     assert cfg.model.activation == ("relu", "tanh") and isinstance(cfg.model.layers, tuple)
     assert cfg.model.hidden_activations() == ("relu", "tanh")
-    assert cfg.model.dropout_rates() == (0.0, 0.0)
+    rate = load_config(None).model.dropout  # one default rate, spread over both hidden layers
+    assert cfg.model.dropout_rates() == (rate, rate) and isinstance(rate, float)
 
 
 def test_scientific_notation_without_a_dot_is_a_number(tmp_path):
@@ -255,7 +256,7 @@ def test_folder_is_not_a_config(tmp_path):
 
 def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path):
     (tmp_path / "mnist").mkdir()
-    assert load_config("mnist") == load_config("mnist", ["training.epochs=30"])
+    assert load_config("mnist") == load_config("mnist", ["training.epochs=40"])
     assert load_config("mnist").name == "mnist"
 
 
