@@ -96,6 +96,8 @@ def mlpcli_config(net, data, epochs, out_dir):
     overrides = [
         f"data.path={json.dumps(str(data))}",
         "data.validation=0",
+        "data.augment.shift=0",
+        "data.augment.flip=false",
         f"model.layers={spec['layers']}",
         f"model.activation={spec['activation']}",
         f"model.output={spec['output']}",
@@ -109,6 +111,7 @@ def mlpcli_config(net, data, epochs, out_dir):
         f"training.optimizer={spec['optimizer']}",
         f"training.momentum={spec['momentum'] or 0.9}",
         "training.schedule.name=constant",
+        "training.schedule.warmup_epochs=0",
         "training.early_stopping=null",
         f"training.seed={SEED}",
         "training.dtype=float32",
