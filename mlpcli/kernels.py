@@ -38,18 +38,36 @@ BLOCK = 32768
 SPLIT_ABOVE = 262144
 
 
+class _Constants:
+    """The numbers the kernels use, as read-only 0-d arrays of one dtype: keeps float32
+    float32, and a ufunc takes a 0-d array faster than a scalar."""
+
+    def __init__(self, dtype):
+        def c(value):
+            a = np.array(value, dtype=dtype)
+            a.flags.writeable = False
+            return a
+
+        self.zero, self.half, self.one, self.slope = c(0), c(0.5), c(1), c(F.LEAKY_RELU_SLOPE)
+        self.dtype, self._by_value = dtype, {}
+
+    def __call__(self, value) -> np.ndarray:
+        """Any other constant (e.g. a batch size), made once."""
+        c = self._by_value.get(value)
+        if c is None:
+            c = self._by_value[value] = np.array(value, dtype=self.dtype)
+            c.flags.writeable = False
+        return c
+
+
 _CONSTANTS: dict = {}
 
 
-def _c(value, like: np.ndarray) -> np.ndarray:
-    """``value`` as a read-only 0-d array of ``like``'s dtype, made once: keeps float32
-    float32, and a ufunc takes a 0-d array faster than a scalar."""
-    key = (value, like.dtype)
-    c = _CONSTANTS.get(key)
-    if c is None:
-        c = _CONSTANTS[key] = np.array(value, dtype=like.dtype)
-        c.flags.writeable = False
-    return c
+def _k(like: np.ndarray) -> _Constants:
+    k = _CONSTANTS.get(like.dtype)
+    if k is None:
+        k = _CONSTANTS[like.dtype] = _Constants(like.dtype)
+    return k
 
 
 def _s(value, like: np.ndarray):
@@ -63,8 +81,7 @@ def _s(value, like: np.ndarray):
 def affine(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, out=None) -> np.ndarray:
     """Z = A_prev @ Wᵀ + b   (z[l] = W[l] a[l-1] + b[l], row form): one GEMM, one add."""
     Z = np.matmul(A_prev, W.T, out=out)
-    np.add(Z, b, out=Z)
-    return Z
+    return np.add(Z, b, out=Z)
 
 
 def activate(name: str, Z: np.ndarray, out=None, tmp=None) -> np.ndarray:
@@ -72,18 +89,18 @@ def activate(name: str, Z: np.ndarray, out=None, tmp=None) -> np.ndarray:
 
     ``out`` may not be ``Z`` itself for leaky_relu, softmax or identity. Same operations, same
     order as the definitions in functions.py, so the values are identical."""
+    k = _k(Z)
     if name == "sigmoid":  # σ(z) = ½(1 + tanh(z/2)): 0.5 * (1.0 + tanh(0.5 * z))
-        half = _c(0.5, Z)
-        A = np.multiply(Z, half, out=out)
+        A = np.multiply(Z, k.half, out=out)
         np.tanh(A, out=A)
-        np.add(A, _c(1.0, Z), out=A)
-        return np.multiply(A, half, out=A)
+        np.add(A, k.one, out=A)
+        return np.multiply(A, k.half, out=A)
     if name == "relu":
-        return np.maximum(Z, _c(0, Z), out=out)
+        return np.maximum(Z, k.zero, out=out)
     if name == "tanh":
         return np.tanh(Z, out=out)
     if name == "leaky_relu":  # max(z, 0.01 z) is z for z > 0 and 0.01 z otherwise
-        A = np.multiply(Z, _c(F.LEAKY_RELU_SLOPE, Z), out=out)
+        A = np.multiply(Z, k.slope, out=out)
         return np.maximum(Z, A, out=A)
     if name == "softmax":  # exp(z − max_j z) / Σ exp(z − max_j z), row by row
         row = np.max(Z, axis=1, keepdims=True, out=tmp)
@@ -108,18 +125,17 @@ def output_delta(output: str, cost: str, A: np.ndarray, Y: np.ndarray, out=None,
     sigmoid+cross_entropy, softmax+log_likelihood:  Δ = (A − Y)/m
     sigmoid+quadratic:                              Δ = (2(A − Y)/m) ⊙ A ⊙ (1 − A)
     any other pair: functions.output_delta, copied into ``out``."""
-    m = A.shape[0]
+    k, m = _k(A), A.shape[0]
     if (output, cost) in F.SIMPLIFIED_DELTA:
         D = np.subtract(A, Y, out=out)
-        return np.divide(D, _c(m, A), out=D)
-    if (output, cost) == ("sigmoid", "quadratic"):
+        return np.divide(D, k(m), out=D)
+    if output == "sigmoid" and cost == "quadratic":
         D = np.subtract(A, Y, out=out)
         # ∂c/∂a / m = 2(a − y) / m, computed as (a − y) / (m/2): 2x and m/2 are exact, so the
         # quotient rounds to the very same number in one pass instead of two
-        np.divide(D, _c(m / 2, A), out=D)
+        np.divide(D, k(m / 2), out=D)
         np.multiply(D, A, out=D)  # σ vjp: G ⊙ a ⊙ (1 − a)
-        one_minus_a = np.subtract(_c(1, A), A, out=tmp)
-        return np.multiply(D, one_minus_a, out=D)
+        return np.multiply(D, np.subtract(k.one, A, out=tmp), out=D)
     D = F.output_delta(output, cost, A, Y)
     if out is None:
         return D
@@ -132,16 +148,16 @@ def times_derivative(name: str, D: np.ndarray, A: np.ndarray, tmp=None) -> np.nd
 
     g' as functions.py writes it: σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0],
     leaky_relu' = 1 where a > 0 else 0.01, identity' = 1."""
-    if name == "identity":
-        return D
     if name == "sigmoid":
-        d = np.subtract(_c(1, A), A, out=tmp)
+        d = np.subtract(_k(A).one, A, out=tmp)
         np.multiply(A, d, out=d)
+    elif name == "relu":
+        d = (A > 0).astype(A.dtype) if tmp is None else np.greater(A, _k(A).zero, out=tmp)
     elif name == "tanh":
         d = np.multiply(A, A, out=tmp)
-        np.subtract(_c(1, A), d, out=d)
-    elif name == "relu":
-        d = (A > 0).astype(A.dtype) if tmp is None else np.greater(A, _c(0, A), out=tmp)
+        np.subtract(_k(A).one, d, out=d)
+    elif name == "identity":
+        return D
     elif name == "leaky_relu":
         d = F.HIDDEN[name].derivative(A)
     else:
@@ -158,8 +174,7 @@ def column_sums(D: np.ndarray, ones: np.ndarray | None = None, out=None) -> np.n
 
 def add_weight_decay(dW: np.ndarray, W: np.ndarray, decay, tmp=None) -> np.ndarray:
     """dW += decay · W   (the L2 term (λ/n) W of ∂J/∂W)."""
-    np.add(dW, np.multiply(W, _s(decay, W), out=tmp), out=dW)
-    return dW
+    return np.add(dW, np.multiply(W, _s(decay, W), out=tmp), out=dW)
 
 
 # --- buffers for one batch size ------------------------------------------------------------------
