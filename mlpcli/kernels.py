@@ -36,6 +36,9 @@ from mlpcli import functions as F
 # up to SPLIT_ABOVE elements fit in the cache whole and are not split (fewer calls).
 BLOCK = 32768
 SPLIT_ABOVE = 262144
+# sgd, momentum and nesterov on more parameters than this update with one matrix product (Flat).
+# Below, a few NumPy calls on cache-resident vectors are as fast.
+COMBINE_ABOVE = 50000
 
 
 class _Constants:
@@ -237,18 +240,24 @@ class Flat:
     vector updates every array. The weights form a prefix (``n_weights`` entries), so the L2
     term is applied to ``theta[:n_weights]`` only: biases are not regularized.
 
-    ``combined`` (momentum and nesterov on more than SPLIT_ABOVE parameters): the new v and θ
-    are linear in the old (g, v, θ), so one matrix product (2×3 coefficients times the three
-    vectors stacked as rows) computes the whole update in one pass over memory, on every BLAS
-    thread. Its output cannot overwrite its input, so v and θ live in two places and the
-    views are rebound to the new ones after every step (``swap``). The rows are laid out so
-    that both directions read (g, v, θ) in that order: the same sums in the same order.
+    ``combined`` (sgd, momentum and nesterov on more than COMBINE_ABOVE parameters): the new
+    θ (and v) are linear in the old (g, θ) or (g, v, θ), so one matrix product (1×2 or 2×3
+    coefficients times the vectors stacked as rows) computes the whole update in one pass
+    over memory, on every BLAS thread. Its output cannot overwrite its input, so v and θ live
+    in two places and the views are rebound to the new ones after every step (``swap``). The
+    rows are laid out so that both directions read their inputs in the same order (g, v, θ):
+    the same sums in the same order, wherever the values live.
     """
 
-    # rows of the combined layout: 0 g, 1 v_a, 2 θ_a, 3 v_b, 6 θ_b (rows 4 and 5 are never
-    # written, so never resident)
-    _SOURCE = (slice(0, 3), slice(0, 7, 3))  # (g, v, θ) read in place a, in place b
-    _TARGET = (slice(3, 7, 3), slice(1, 3))  # (v, θ) written from a, from b
+    # Rows of the combined layouts. sgd: 0 g, 1 θ_a, 2 θ_b. momentum: 0 g, 1 v_a, 2 θ_a,
+    # 3 v_b, 6 θ_b (rows 4 and 5 are never written, so never resident).
+    # source[parity]: (g, [v,] θ) read; target[parity]: ([v,] θ) written.
+    _LAYOUT = {
+        (): dict(rows=3, places=[{"theta": 1}, {"theta": 2}],
+                 source=(slice(0, 2), slice(0, 3, 2)), target=(slice(2, 3), slice(1, 2))),
+        ("v",): dict(rows=7, places=[{"v": 1, "theta": 2}, {"v": 3, "theta": 6}],
+                     source=(slice(0, 3), slice(0, 7, 3)), target=(slice(3, 7, 3), slice(1, 3))),
+    }
 
     def __init__(self, network, optimizer=None):
         L, dtype = network.L, network.dtype
@@ -258,12 +267,14 @@ class Flat:
         self.n_weights = sum(w.size for w in network.W[1:])
         self.size = size = sum(a.size for a in arrays)
         slots = tuple(getattr(optimizer, "slots", ())) if optimizer is not None else ()
-        self.combined = slots == ("v",) and size > SPLIT_ABOVE
+        layout = self._LAYOUT.get(slots) if optimizer is not None else None
+        self.combined = layout is not None and size > COMBINE_ABOVE
         if self.combined:
             stride = -(-size // 16) * 16  # every row starts 64-byte aligned
-            self.rows = np.empty((7, stride), dtype=dtype)[:, :size]
+            self.rows = np.empty((layout["rows"], stride), dtype=dtype)[:, :size]
             self.grad = self.rows[0]
-            places = [{"theta": self.rows[2], "v": self.rows[1]}, {"theta": self.rows[6], "v": self.rows[3]}]
+            places = [{kind: self.rows[row] for kind, row in place.items()} for place in layout["places"]]
+            self._source, self._target = layout["source"], layout["target"]
         else:
             self.grad = np.empty(size, dtype=dtype)
             places = [{"theta": np.empty(size, dtype=dtype), **{s: np.empty(size, dtype=dtype) for s in slots}}]
@@ -286,6 +297,7 @@ class Flat:
         if optimizer is not None:
             optimizer.flat = self
         self.tmp = np.empty((2, min(size, BLOCK) if size > SPLIT_ABOVE else size), dtype=dtype)
+        self.coefficients: dict = {}  # combined updates: (rule, η, …) → coefficient matrices
         self._blocks = {} if self.combined else {d: self._make_blocks(d) for d in (False, True)}
 
     def _bind(self, parity: int) -> None:
@@ -300,9 +312,9 @@ class Flat:
                 self._optimizer.state[name] = view
 
     def combine(self, coefficients: np.ndarray, columns: slice) -> None:
-        """(v, θ)[:, columns] ← coefficients (2×3) @ (g, v, θ)[:, columns], into the other place."""
-        np.matmul(coefficients, self.rows[self._SOURCE[self.parity], columns],
-                  out=self.rows[self._TARGET[self.parity], columns])
+        """([v,] θ)[:, columns] ← coefficients @ (g, [v,] θ)[:, columns], into the other place."""
+        np.matmul(coefficients, self.rows[self._source[self.parity], columns],
+                  out=self.rows[self._target[self.parity], columns])
 
     def swap(self) -> None:
         """After ``combine``: the new v and θ are the current ones."""
@@ -355,6 +367,10 @@ class Block:
 
 def sgd(flat: Flat, lr, decay) -> None:
     """θ ← θ − η (g + (λ/n)W)   for every parameter of ``flat``."""
+    if flat.combined:  # θ' = −η g + (1 − ηc) θ
+        eta = float(lr)
+        _combine(flat, ("sgd", eta, float(decay)), decay, lambda c: [[-eta, 1 - eta * c]])
+        return
     for b in flat.blocks(bool(decay)):
         if b.weight:
             np.add(b.g, np.multiply(b.p, decay, out=b.t), out=b.g)
@@ -386,17 +402,28 @@ def _momentum_combined(flat: Flat, lr, mu, decay, nesterov: bool) -> None:
         nesterov  v' = g + μ v + c θ     θ' = θ − η (g + cθ + μ v')
                                             = −η(1+μ) g − ημ² v + (1 − ηc(1+μ)) θ
     """
-    eta, mu, dtype = float(lr), float(mu), flat.grad.dtype
+    eta, mu = float(lr), float(mu)
 
     def coefficients(c):
         if nesterov:
-            return np.array([[1, mu, c], [-eta * (1 + mu), -eta * mu * mu, 1 - eta * c * (1 + mu)]], dtype=dtype)
-        return np.array([[1, mu, c], [-eta, -eta * mu, 1 - eta * c]], dtype=dtype)
+            return [[1, mu, c], [-eta * (1 + mu), -eta * mu * mu, 1 - eta * c * (1 + mu)]]
+        return [[1, mu, c], [-eta, -eta * mu, 1 - eta * c]]
 
+    _combine(flat, ("nesterov" if nesterov else "momentum", eta, mu, float(decay)), decay, coefficients)
+
+
+def _combine(flat: Flat, key, decay, coefficients) -> None:
+    """Weights with the L2 coefficient c = λ/n, biases with c = 0; then the new values are
+    the current ones. The coefficient matrices (in the parameters' dtype) are made once per
+    learning rate."""
+    made = flat.coefficients.get(key)
+    if made is None:
+        made = flat.coefficients[key] = tuple(np.array(coefficients(c), dtype=flat.grad.dtype)
+                                              for c in (float(decay), 0.0))
     n = flat.n_weights if decay else flat.size
-    flat.combine(coefficients(float(decay)), slice(0, n))
+    flat.combine(made[0], slice(0, n))
     if n < flat.size:
-        flat.combine(coefficients(0.0), slice(n, flat.size))
+        flat.combine(made[1], slice(n, flat.size))
     flat.swap()
 
 
