@@ -295,6 +295,7 @@ def main(argv=None):
                 "fetch them (mlpcli fetch --dataset fashion-mnist) or pass --data DIR")
     use_torch = not args.no_torch and torch_available()
 
+    load_start = _load()
     print(f"GEMM peak ({GEMM_N}³ float32, NumPy, {args.threads} threads) …", file=sys.stderr)
     peaks = [run_child(["--child", "gemm"], args.threads)]
     results = {n: {"mlpcli": [], "torch": []} for n in networks}
@@ -314,7 +315,8 @@ def main(argv=None):
     print(f"\nfloat32 GEMM peak (NumPy {GEMM_N}³, {args.threads} threads, best of the run): {peak:.0f} GFLOP/s"
           f"  (measured {', '.join(format(pk['gflops'], '.0f') for pk in peaks)})")
     print(f"data: {args.data}; {args.epochs} epochs per process, {args.repeats} process(es) per trainer; "
-          f"s/epoch = median over all epochs but each process's first\n")
+          f"s/epoch = median over all epochs but each process's first")
+    print(f"load average (1 min) at start / end: {load_start} / {_load()}  ({os.cpu_count()} CPUs)\n")
     head = "| network | trainer | s/epoch | mlpcli ÷ PyTorch | GFLOP/s | % of peak | max RSS MiB | test acc |"
     print(head)
     print("|---|---|---|---|---|---|---|---|")
@@ -343,13 +345,30 @@ def main(argv=None):
                   f"{fmt(ratio, '.2f') if who == 'mlpcli' else ''} | {row['gflops']:.1f} | "
                   f"{row['percent_of_peak']:.1f} | {row['max_rss_mib']:.0f} | {row['test_accuracy']:.4f} |")
         table[net] = {"ratio": ratio, **rows}
-    if not use_torch:
+    print()
+    for net, row in table.items():
+        fastest = {who: min(t for r in row[who]["runs"] for t in r["epoch_seconds"][1:])
+                   for who in ("mlpcli", "torch") if who in row}
+        line = f"{net}: fastest epoch mlpcli {fastest['mlpcli']:.3f} s"
+        if "torch" in fastest:
+            line += f", PyTorch {fastest['torch']:.3f} s (ratio {fastest['mlpcli'] / fastest['torch']:.2f})"
+        print(line)
+    if args.no_torch:
+        print("\n(PyTorch skipped: --no-torch)")
+    elif not use_torch:
         print("\n(PyTorch not installed: pip install torch==2.13.0 for the reference column)")
     if args.json:
         args.json.write_text(json.dumps({"peak_gflops": peak, "peaks": peaks, "networks": table,
                                          "epochs": args.epochs, "repeats": args.repeats,
                                          "threads": args.threads}, indent=1))
     return 0
+
+
+def _load():
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "?"
 
 
 def _torch_version():
