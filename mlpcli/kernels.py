@@ -81,10 +81,31 @@ def _s(value, like: np.ndarray):
 # --- forward ----------------------------------------------------------------------------------
 
 
+# Batches of at least this many rows are kept in column-major (batch, units) arrays: the
+# matrix products are then about 5% faster (measured for [784, 800, 800, 10] at batch 128),
+# while for short batches (10 rows) the elementwise work is faster row-major.
+COLUMN_MAJOR_ROWS = 64
+
+
+def _order(m: int) -> str:
+    return "F" if m >= COLUMN_MAJOR_ROWS else "C"
+
+
+def _new(m: int, n: int, like: np.ndarray) -> np.ndarray:
+    """A new (m, n) result array, laid out as a Workspace's would be: a call without a
+    workspace then computes the very same numbers as one with."""
+    return np.empty((m, n), dtype=like.dtype, order=_order(m))
+
+
 def affine(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, out=None) -> np.ndarray:
     """Z = A_prev @ Wᵀ + b   (z[l] = W[l] a[l-1] + b[l], row form): one GEMM, one add."""
-    Z = np.matmul(A_prev, W.T, out=out)
+    Z = np.matmul(A_prev, W.T, out=_new(A_prev.shape[0], W.shape[0], W) if out is None else out)
     return np.add(Z, b, out=Z)
+
+
+def matmul(A: np.ndarray, B: np.ndarray, out=None) -> np.ndarray:
+    """A @ B into ``out``, or into a new array laid out as a Workspace's would be."""
+    return np.matmul(A, B, out=_new(A.shape[0], B.shape[1], A) if out is None else out)
 
 
 def activate(name: str, Z: np.ndarray, out=None, tmp=None) -> np.ndarray:
@@ -129,6 +150,8 @@ def output_delta(output: str, cost: str, A: np.ndarray, Y: np.ndarray, out=None,
     sigmoid+quadratic:                              Δ = (2(A − Y)/m) ⊙ A ⊙ (1 − A)
     any other pair: functions.output_delta, copied into ``out``."""
     k, m = _k(A), A.shape[0]
+    if out is None:
+        out = _new(*A.shape, A)
     if (output, cost) in F.SIMPLIFIED_DELTA:
         D = np.subtract(A, Y, out=out)
         return np.divide(D, k(m), out=D)
@@ -139,10 +162,7 @@ def output_delta(output: str, cost: str, A: np.ndarray, Y: np.ndarray, out=None,
         np.divide(D, k(m / 2), out=D)
         np.multiply(D, A, out=D)  # σ vjp: G ⊙ a ⊙ (1 − a)
         return np.multiply(D, np.subtract(k.one, A, out=tmp), out=D)
-    D = F.output_delta(output, cost, A, Y)
-    if out is None:
-        return D
-    np.copyto(out, D)
+    np.copyto(out, F.output_delta(output, cost, A, Y))
     return out
 
 
@@ -196,8 +216,8 @@ class Workspace:
         dtype, sizes, L = network.dtype, network.layers, network.L
         self.m, self.L = m, L
 
-        def per_layer():
-            return [None] + [np.empty((m, n), dtype=dtype) for n in sizes[1:]]
+        def per_layer():  # laid out as _new lays out results
+            return [None] + [np.empty((m, n), dtype=dtype, order=_order(m)) for n in sizes[1:]]
 
         self.Z, self.A, self.delta, self.tmp = per_layer(), per_layer(), per_layer(), per_layer()
         self.row = np.empty((m, 1), dtype=dtype)

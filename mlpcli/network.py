@@ -232,7 +232,7 @@ class Network:
             db[l] = K.column_sums(delta, buf.ones, out=buf.db[l])  # ∂J/∂b[l] = Σ_rows Δ[l]   (eq. 3)
             if l > 1:
                 # Δ[l-1] = (Δ[l] W[l]) ⊙ g'_{l-1}(z[l-1])   (eq. 2: W^{l+1}, σ' — not σ)
-                delta = np.matmul(delta, W[l], out=buf.delta[l - 1])
+                delta = K.matmul(delta, W[l], out=buf.delta[l - 1])
                 g, M = self.activations[l - 2], masks[l - 1] if masks is not None else None
                 if M is None:
                     K.times_derivative(g, delta, A[l - 1], tmp=buf.tmp[l - 1])

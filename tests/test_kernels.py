@@ -84,18 +84,19 @@ COMBOS = [
 ]
 
 
+@pytest.mark.parametrize("m", [7, K.COLUMN_MAJOR_ROWS + 6])  # row-major and column-major buffers
 @pytest.mark.parametrize("activation,output,cost,lam,rate", COMBOS)
-def test_forward_and_backward_through_a_workspace_equal_the_fresh_ones(activation, output, cost, lam, rate):
+def test_forward_and_backward_through_a_workspace_equal_the_fresh_ones(activation, output, cost, lam, rate, m):
     layers = [9, 6, 5, 4] if isinstance(activation, tuple) else [9, 6, 4]
     net = Network.create(layers, activation, output, cost, "xavier", np.random.default_rng(0), np.float32)
     rng = np.random.default_rng(1)
-    X = rng.random((7, 9), dtype=np.float32)
-    Y = F.one_hot(rng.integers(0, 4, 7), 4, np.float32)
-    masks = dropout_masks(net.layers, [rate] * (net.L - 1), 7, rng, np.float32) if rate else None
+    X = rng.random((m, 9), dtype=np.float32)
+    Y = F.one_hot(rng.integers(0, 4, m), 4, np.float32)
+    masks = dropout_masks(net.layers, [rate] * (net.L - 1), m, rng, np.float32) if rate else None
     Z0, A0 = net.forward(X, masks)
     dW0, db0 = net.backward(Z0, A0, Y, lam, 50, masks)
 
-    ws = K.Workspace(net, 7)
+    ws = K.Workspace(net, m)
     for _ in range(2):  # the second call reuses (overwrites) the buffers of the first
         Z, A = net.forward(X, masks, ws)
         dW, db = net.backward(Z, A, Y, lam, 50, masks, ws)
