@@ -273,3 +273,33 @@ def test_a_training_step_allocates_no_arrays():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 20_000  # bytes: Python bookkeeping only; one (10, 100) array alone is 4,000
+
+
+# --- through train(): the fast paths keep the promises of the training loop ---------------------
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "nesterov", "adam"])
+def test_training_with_fused_updates_resumes_exactly(tiny_config, tmp_path, optimizer):
+    """A network over COMBINE_ABOVE parameters (the one-product update, values moving between
+    two places every step) stopped after epoch 1 and resumed ends bit for bit where the
+    uninterrupted run does."""
+    from mlpcli import checkpoint
+    from mlpcli.data import load_splits
+    from mlpcli.train import train
+
+    # 500 examples in batches of 40: 13 steps, so epoch 2 of the whole run starts with the
+    # values in the second place, and the resumed run with them in the first
+    config = tiny_config("model.layers=[784,80,10]", "training.epochs=2", f"training.optimizer={optimizer}",
+                         "training.learning_rate=0.01", "training.batch_size=40")
+    assert 784 * 80 + 80 * 10 > K.COMBINE_ABOVE
+    splits = load_splits(config.data)
+    whole = train(config, splits, tmp_path / "whole")
+    train(config, splits, tmp_path / "split", stop_after=1)
+    resumed = train(None, splits, resume=tmp_path / "split" / "last.npz")
+    for l in (1, 2):
+        assert np.array_equal(whole.network.W[l], resumed.network.W[l])
+        assert np.array_equal(whole.network.b[l], resumed.network.b[l])
+    a, b = checkpoint.load(whole.last_checkpoint), checkpoint.load(resumed.last_checkpoint)
+    assert all(np.array_equal(a.optimizer_state[k], b.optimizer_state[k]) for k in a.optimizer_state)
+    again = train(config, splits, tmp_path / "again")  # same seed, same weights
+    assert all(np.array_equal(x, y) for x, y in zip(whole.network.W[1:], again.network.W[1:]))
