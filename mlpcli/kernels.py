@@ -5,19 +5,23 @@ rules; the functions here say HOW it is computed fast:
 
 * into preallocated buffers (``out=``), so a training step allocates nothing;
 * in the network's dtype, with scalars of that dtype, so float32 training stays float32;
-* in as few NumPy calls and passes over memory as the math allows (each call costs about a
-  microsecond of overhead, which at batch size 10 is most of a step);
+* in as few NumPy calls and passes over memory as the math allows (each call costs about half
+  a microsecond of overhead, which at batch size 10 is most of a step);
 * with the same floating-point operations, in the same order, as the readable definitions in
   ``functions.py`` and the per-parameter rules in ``optim.py`` — so the fast path gives the same
   numbers bit for bit (``tests/test_kernels.py`` checks every kernel against its definition).
+  The one exception is named where it happens: the one-product updates of a large ``Flat``
+  compute the same linear map as the per-parameter rule, summed in another order.
 
 Every kernel takes ``out=None`` (and temporaries ``tmp=None``) and then allocates, which is
 what ``Network.forward``/``backward`` do when they are called without a ``Workspace`` (the
 public API, ``gradcheck``); training passes a ``Workspace`` and the same code reuses buffers.
 
 Parameters, gradients and optimizer state can live in one flat vector each (``Flat``): the
-update of every parameter is then one cache-blocked loop (``sgd``, ``momentum``, ``nesterov``,
-``adam``) instead of a few NumPy calls per array, with the L2 term (λ/n)W folded in.
+update of every parameter is then a few cache-blocked NumPy calls over the whole vector
+(``sgd``, ``momentum``, ``nesterov``, ``adam``) instead of a few calls per array, with the L2
+term (λ/n)W folded in — or, for sgd, momentum and nesterov on more than COMBINE_ABOVE
+parameters, a single matrix product over the stacked vectors (one pass over memory).
 """
 
 from __future__ import annotations
