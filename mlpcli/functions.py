@@ -5,7 +5,8 @@ Three tables are the only place names are looked up (scikit-learn's ``ACTIVATION
 
 * ``HIDDEN``  — hidden-layer activations g, each an elementwise value ``fn(Z)`` and a
   derivative ``derivative(A)`` written in terms of the layer's OUTPUT A = g(Z)
-  (σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0]), so backprop needs only stored activations.
+  (σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0]), so backprop needs only stored activations;
+  ``times_derivative(D, A)`` (Δ ⊙= g'(z)) is built from ``derivative``.
 * ``OUTPUTS`` — output-layer functions, each a value ``fn(Z)`` and a vector-Jacobian product
   ``vjp(A, G) = Δ`` that maps G = ∂J/∂A to Δ = ∂J/∂Z.  Softmax mixes its inputs, so it has no
   elementwise derivative: its vjp is A ⊙ (G − Σ_j G_j A_j).
@@ -15,7 +16,9 @@ Valid (output, cost) pairs are listed in ``VALID_PAIRS``; two of them have an ou
 that simplifies analytically (and stably) to Δ[L] = (A[L] − Y)/m — see ``output_delta``.
 
 Every function works on float32 and float64 arrays without changing their dtype, never
-overflows for |z| up to 1e4, and never takes log(0).
+overflows for |z| up to 1e4, and never takes log(0). Values and derivatives take ``out=``
+(and ``tmp=``) buffers so the training loop allocates nothing; that in-place form is the only
+implementation, so training, ``gradcheck`` and the tests all run the same code.
 """
 
 from __future__ import annotations
@@ -32,21 +35,64 @@ Array = np.ndarray
 LEAKY_RELU_SLOPE = 0.01
 
 
+class Constants:
+    """The numbers the in-place forms use, as read-only 0-d arrays of one dtype: keeps float32
+    float32, and a ufunc takes a 0-d array faster than a scalar."""
+
+    def __init__(self, dtype):
+        def c(value):
+            a = np.array(value, dtype=dtype)
+            a.flags.writeable = False
+            return a
+
+        self.zero, self.half, self.one, self.slope = c(0), c(0.5), c(1), c(LEAKY_RELU_SLOPE)
+        self.dtype, self._by_value = dtype, {}
+
+    def __call__(self, value) -> np.ndarray:
+        """Any other constant (e.g. a batch size), made once."""
+        c = self._by_value.get(value)
+        if c is None:
+            c = self._by_value[value] = np.array(value, dtype=self.dtype)
+            c.flags.writeable = False
+        return c
+
+
+_CONSTANTS: dict = {}
+
+
+def constants(like: Array) -> Constants:
+    """The ``Constants`` of ``like``'s dtype (made once per dtype)."""
+    k = _CONSTANTS.get(like.dtype)
+    if k is None:
+        k = _CONSTANTS[like.dtype] = Constants(like.dtype)
+    return k
+
+
 @dataclass(frozen=True)
 class Activation:
-    """A hidden-layer activation g: ``fn(Z) = g(Z)``; ``derivative(A) = g'(Z)`` from A = g(Z)."""
+    """A hidden-layer activation g: ``fn(Z, out=None, tmp=None) = g(Z)``;
+    ``derivative(A, out=None) = g'(Z)`` from A = g(Z).
+
+    ``out`` (optional) is where the result is written; ``fn`` may return Z itself when no
+    ``out`` is given (identity). The backward step Δ ⊙= g'(z) is ``times_derivative``, built
+    from ``derivative`` alone, so each function is defined once."""
 
     name: str
-    fn: Callable[[Array], Array]
-    derivative: Callable[[Array], Array]
+    fn: Callable[..., Array]
+    derivative: Callable[..., Array]
+
+    def times_derivative(self, D: Array, A: Array, tmp: Array | None = None) -> Array:
+        """D ⊙= g'(z) in place, from A = g(z); ``tmp`` (shaped like A) holds g'(z)."""
+        return np.multiply(D, self.derivative(A, out=tmp), out=D)
 
 
 @dataclass(frozen=True)
 class Output:
-    """An output layer: ``fn(Z) = A[L]``; ``vjp(A, G)`` = ∂J/∂Z[L] given G = ∂J/∂A[L]."""
+    """An output layer: ``fn(Z, out=None, tmp=None) = A[L]`` (``tmp``: an (m, 1) row buffer);
+    ``vjp(A, G)`` = ∂J/∂Z[L] given G = ∂J/∂A[L]."""
 
     name: str
-    fn: Callable[[Array], Array]
+    fn: Callable[..., Array]
     vjp: Callable[[Array, Array], Array]
 
 
@@ -60,49 +106,94 @@ class Cost:
 
 
 # --- elementwise functions ----------------------------------------------------------------
+#
+# Each takes ``out=`` (and ``tmp=``) so the training loop reuses buffers; without them each
+# allocates. Scalars are 0-d arrays of the input's dtype (float32 stays float32).
 
 
-def sigmoid(Z: Array) -> Array:
-    # σ(z) = ½(1 + tanh(z/2)): never overflows (exp(−z) would for z < −88 in float32)
-    # and float32 tanh is much faster than float32 exp on saturated inputs.
-    return 0.5 * (1.0 + np.tanh(0.5 * Z))
+def sigmoid(Z: Array, out=None, tmp=None) -> Array:
+    # σ(z) = ½(1 + tanh(z/2)) = 0.5 * (1 + tanh(0.5 * z)): never overflows (exp(−z) would for
+    # z < −88 in float32) and float32 tanh is much faster than float32 exp on saturated inputs.
+    k = constants(Z)
+    A = np.multiply(Z, k.half, out=out)
+    np.tanh(A, out=A)
+    np.add(A, k.one, out=A)
+    return np.multiply(A, k.half, out=A)
 
 
-def relu(Z: Array) -> Array:
-    return np.maximum(Z, 0)
+def relu(Z: Array, out=None, tmp=None) -> Array:
+    return np.maximum(Z, constants(Z).zero, out=out)
 
 
-def leaky_relu(Z: Array) -> Array:
-    return np.where(Z > 0, Z, LEAKY_RELU_SLOPE * Z).astype(Z.dtype, copy=False)
+def tanh(Z: Array, out=None, tmp=None) -> Array:
+    return np.tanh(Z, out=out)
 
 
-def identity(Z: Array) -> Array:
-    return Z
+def leaky_relu(Z: Array, out=None, tmp=None) -> Array:
+    # max(z, 0.01 z) is z for z > 0 and 0.01 z otherwise; ``out`` may not be Z
+    A = np.multiply(Z, constants(Z).slope, out=out)
+    return np.maximum(Z, A, out=A)
 
 
-def softmax(Z: Array) -> Array:
-    # Shifting each row by its maximum changes nothing mathematically and keeps exp ≤ 1.
-    E = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return E / E.sum(axis=1, keepdims=True)
+def identity(Z: Array, out=None, tmp=None) -> Array:
+    if out is None:
+        return Z
+    np.copyto(out, Z)
+    return out
 
 
-def _ones_like(A: Array) -> Array:
-    return np.ones_like(A)
+def softmax(Z: Array, out=None, tmp=None) -> Array:
+    # exp(z − max_j z) / Σ_j exp(z − max_j z), row by row: shifting each row by its maximum
+    # changes nothing mathematically and keeps exp ≤ 1. ``tmp``: an (m, 1) buffer; ``out`` may not be Z.
+    row = np.max(Z, axis=1, keepdims=True, out=tmp)
+    E = np.subtract(Z, row, out=out)
+    np.exp(E, out=E)
+    np.sum(E, axis=1, keepdims=True, out=row)
+    return np.divide(E, row, out=E)
+
+
+# --- derivatives from the output A = g(z) ---------------------------------------------------
+
+
+def sigmoid_derivative(A: Array, out=None) -> Array:
+    d = np.subtract(constants(A).one, A, out=out)  # σ' = σ(1 − σ) = a(1 − a)
+    return np.multiply(A, d, out=d)
+
+
+def tanh_derivative(A: Array, out=None) -> Array:
+    d = np.multiply(A, A, out=out)  # tanh' = 1 − tanh² = 1 − a²
+    return np.subtract(constants(A).one, d, out=d)
+
+
+def relu_derivative(A: Array, out=None) -> Array:
+    # relu' = [z > 0] = [a > 0]
+    return (A > 0).astype(A.dtype) if out is None else np.greater(A, constants(A).zero, out=out)
+
+
+def leaky_relu_derivative(A: Array, out=None) -> Array:
+    # a > 0 exactly when z > 0, so the output decides the slope
+    d = np.where(A > 0, 1, LEAKY_RELU_SLOPE).astype(A.dtype)
+    if out is None:
+        return d
+    np.copyto(out, d)
+    return out
+
+
+def identity_derivative(A: Array, out=None) -> Array:
+    if out is None:
+        return np.ones_like(A)
+    out.fill(1)
+    return out
 
 
 HIDDEN: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("sigmoid", sigmoid, lambda A: A * (1 - A)),  # σ' = σ(1 − σ)
-        Activation("tanh", np.tanh, lambda A: 1 - A * A),  # tanh' = 1 − tanh²
-        Activation("relu", relu, lambda A: (A > 0).astype(A.dtype)),  # relu' = [z > 0]
-        Activation(
-            "leaky_relu",
-            leaky_relu,
-            # a > 0 exactly when z > 0, so the output decides the slope
-            lambda A: np.where(A > 0, 1, LEAKY_RELU_SLOPE).astype(A.dtype),
-        ),
-        Activation("identity", identity, _ones_like),
+        Activation("sigmoid", sigmoid, sigmoid_derivative),
+        Activation("tanh", tanh, tanh_derivative),
+        Activation("relu", relu, relu_derivative),
+        Activation("leaky_relu", leaky_relu, leaky_relu_derivative),
+        Activation("identity", identity, identity_derivative),
     )
 }
 

@@ -17,6 +17,10 @@ Every kernel takes ``out=None`` (and temporaries ``tmp=None``) and then allocate
 what ``Network.forward``/``backward`` do when they are called without a ``Workspace`` (the
 public API, ``gradcheck``); training passes a ``Workspace`` and the same code reuses buffers.
 
+Activations and their derivatives are not here: each is registered once, already in place,
+in ``functions.HIDDEN``/``OUTPUTS`` (``fn(Z, out, tmp)``, ``times_derivative(D, A, tmp)``),
+and ``network.py`` calls those table entries directly.
+
 Parameters, gradients and optimizer state can live in one flat vector each (``Flat``): the
 update of every parameter is then a few cache-blocked NumPy calls over the whole vector
 (``sgd``, ``momentum``, ``nesterov``, ``adam``) instead of a few calls per array, with the L2
@@ -45,36 +49,8 @@ SPLIT_ABOVE = 262144
 COMBINE_ABOVE = 50000
 
 
-class _Constants:
-    """The numbers the kernels use, as read-only 0-d arrays of one dtype: keeps float32
-    float32, and a ufunc takes a 0-d array faster than a scalar."""
-
-    def __init__(self, dtype):
-        def c(value):
-            a = np.array(value, dtype=dtype)
-            a.flags.writeable = False
-            return a
-
-        self.zero, self.half, self.one, self.slope = c(0), c(0.5), c(1), c(F.LEAKY_RELU_SLOPE)
-        self.dtype, self._by_value = dtype, {}
-
-    def __call__(self, value) -> np.ndarray:
-        """Any other constant (e.g. a batch size), made once."""
-        c = self._by_value.get(value)
-        if c is None:
-            c = self._by_value[value] = np.array(value, dtype=self.dtype)
-            c.flags.writeable = False
-        return c
-
-
-_CONSTANTS: dict = {}
-
-
-def _k(like: np.ndarray) -> _Constants:
-    k = _CONSTANTS.get(like.dtype)
-    if k is None:
-        k = _CONSTANTS[like.dtype] = _Constants(like.dtype)
-    return k
+# The numbers the kernels use, as read-only 0-d arrays of one dtype (functions.Constants).
+_k = F.constants
 
 
 def _s(value, like: np.ndarray):
@@ -112,38 +88,6 @@ def matmul(A: np.ndarray, B: np.ndarray, out=None) -> np.ndarray:
     return np.matmul(A, B, out=_new(A.shape[0], B.shape[1], A) if out is None else out)
 
 
-def activate(name: str, Z: np.ndarray, out=None, tmp=None) -> np.ndarray:
-    """A = g(Z) for a hidden activation or an output layer named ``name`` (functions.py's fn).
-
-    ``out`` may not be ``Z`` itself for leaky_relu, softmax or identity. Same operations, same
-    order as the definitions in functions.py, so the values are identical."""
-    k = _k(Z)
-    if name == "sigmoid":  # σ(z) = ½(1 + tanh(z/2)): 0.5 * (1.0 + tanh(0.5 * z))
-        A = np.multiply(Z, k.half, out=out)
-        np.tanh(A, out=A)
-        np.add(A, k.one, out=A)
-        return np.multiply(A, k.half, out=A)
-    if name == "relu":
-        return np.maximum(Z, k.zero, out=out)
-    if name == "tanh":
-        return np.tanh(Z, out=out)
-    if name == "leaky_relu":  # max(z, 0.01 z) is z for z > 0 and 0.01 z otherwise
-        A = np.multiply(Z, k.slope, out=out)
-        return np.maximum(Z, A, out=A)
-    if name == "softmax":  # exp(z − max_j z) / Σ exp(z − max_j z), row by row
-        row = np.max(Z, axis=1, keepdims=True, out=tmp)
-        E = np.subtract(Z, row, out=out)
-        np.exp(E, out=E)
-        np.sum(E, axis=1, keepdims=True, out=row)
-        return np.divide(E, row, out=E)
-    if name == "identity":
-        if out is None:
-            return Z
-        np.copyto(out, Z)
-        return out
-    raise KeyError(name)
-
-
 # --- backward ---------------------------------------------------------------------------------
 
 
@@ -168,28 +112,6 @@ def output_delta(output: str, cost: str, A: np.ndarray, Y: np.ndarray, out=None,
         return np.multiply(D, np.subtract(k.one, A, out=tmp), out=D)
     np.copyto(out, F.output_delta(output, cost, A, Y))
     return out
-
-
-def times_derivative(name: str, D: np.ndarray, A: np.ndarray, tmp=None) -> np.ndarray:
-    """D ⊙= g'(z) for the hidden activation ``name``, from its output A = g(z), in place.
-
-    g' as functions.py writes it: σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0],
-    leaky_relu' = 1 where a > 0 else 0.01, identity' = 1."""
-    if name == "sigmoid":
-        d = np.subtract(_k(A).one, A, out=tmp)
-        np.multiply(A, d, out=d)
-    elif name == "relu":
-        d = (A > 0).astype(A.dtype) if tmp is None else np.greater(A, _k(A).zero, out=tmp)
-    elif name == "tanh":
-        d = np.multiply(A, A, out=tmp)
-        np.subtract(_k(A).one, d, out=d)
-    elif name == "identity":
-        return D
-    elif name == "leaky_relu":
-        d = F.HIDDEN[name].derivative(A)
-    else:
-        raise KeyError(name)
-    return np.multiply(D, d, out=D)
 
 
 def column_sums(D: np.ndarray, ones: np.ndarray | None = None, out=None) -> np.ndarray:

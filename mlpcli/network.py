@@ -117,6 +117,7 @@ class Network:
         F.check_pair(output, cost)
         self.output, self.cost = output, cost
         self.g = [None] + [F.hidden(a) for a in self.activations]  # g[l] for 1 ≤ l < L
+        self.out = F.output(output)  # g_L
         self.layers = [self.W[1].shape[1]] + [w.shape[0] for w in self.W[1:]]
 
     @property
@@ -176,8 +177,8 @@ class Network:
         Z, A = [None] * (L + 1), [X] + [None] * L
         for l in range(1, L + 1):
             Z[l] = K.affine(A[l - 1], self.W[l], self.b[l], out=buf.Z[l])  # z[l] = W[l] a[l-1] + b[l]
-            g = self.output if l == L else self.activations[l - 1]
-            A[l] = K.activate(g, Z[l], out=buf.A[l], tmp=buf.row)  # a[l] = g_l(z[l])
+            g = self.out if l == L else self.g[l]
+            A[l] = g.fn(Z[l], out=buf.A[l], tmp=buf.row)  # a[l] = g_l(z[l])
             if masks is not None and masks[l] is not None:
                 # a[l] ⊙ m[l]   (inverted dropout; without a workspace a new array, as g may return Z)
                 A[l] = np.multiply(A[l], masks[l], out=buf.A[l])
@@ -233,13 +234,13 @@ class Network:
             if l > 1:
                 # Δ[l-1] = (Δ[l] W[l]) ⊙ g'_{l-1}(z[l-1])   (eq. 2: W^{l+1}, σ' — not σ)
                 delta = K.matmul(delta, W[l], out=buf.delta[l - 1])
-                g, M = self.activations[l - 2], masks[l - 1] if masks is not None else None
+                g, M = self.g[l - 1], masks[l - 1] if masks is not None else None
                 if M is None:
-                    K.times_derivative(g, delta, A[l - 1], tmp=buf.tmp[l - 1])
+                    g.times_derivative(delta, A[l - 1], tmp=buf.tmp[l - 1])
                 else:
                     # dropout: A[l-1] = g(z) ⊙ M, so Δ passes through M and g' needs g(z) itself
                     np.multiply(delta, M, out=delta)
-                    K.times_derivative(g, delta, K.activate(g, Z[l - 1]), tmp=buf.tmp[l - 1])
+                    g.times_derivative(delta, g.fn(Z[l - 1]), tmp=buf.tmp[l - 1])
         return dW, db
 
     def gradients(

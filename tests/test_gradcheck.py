@@ -107,22 +107,10 @@ def test_check_network_leaves_the_network_alone_and_checks_every_array():
 
 @pytest.fixture
 def sigmoid_derivative_is_sigma(monkeypatch):
-    """Seed 002's eq. (1) typo: σ(z) where σ'(z) belongs, injected into the sigmoid's table
-    entry — and into the training kernels, which compute g' in place by name."""
-    broken = dataclasses.replace(F.HIDDEN["sigmoid"], derivative=lambda A: A)
+    """Seed 002's eq. (1) typo: σ(z) where σ'(z) belongs, injected into the sigmoid's one table
+    entry — which is all that training, backprop and gradcheck use."""
+    broken = dataclasses.replace(F.HIDDEN["sigmoid"], derivative=lambda A, out=None: A)
     monkeypatch.setitem(F.HIDDEN, "sigmoid", broken)
-    try:
-        from mlpcli import kernels
-    except ImportError:  # pragma: no cover - older layouts computed g' from the table only
-        return
-    original = kernels.times_derivative
-
-    def times_derivative(name, D, A, tmp=None):
-        if name == "sigmoid":
-            return np.multiply(D, F.HIDDEN[name].derivative(A), out=D)
-        return original(name, D, A, tmp=tmp)
-
-    monkeypatch.setattr(kernels, "times_derivative", times_derivative)
 
 
 def test_sigma_in_place_of_its_derivative_fails_the_check(sigmoid_derivative_is_sigma):

@@ -32,29 +32,59 @@ def sample(shape, dtype, seed=0, scale=3.0):
     return Z
 
 
+# The equations as NumPy reads them: the in-place forms in functions.py must give these bit for bit.
+EQUATIONS = {
+    "sigmoid": lambda Z: 0.5 * (1.0 + np.tanh(0.5 * Z)),
+    "tanh": np.tanh,
+    "relu": lambda Z: np.maximum(Z, 0),
+    "leaky_relu": lambda Z: np.where(Z > 0, Z, F.LEAKY_RELU_SLOPE * Z).astype(Z.dtype),
+    "identity": lambda Z: Z,
+    "softmax": lambda Z: np.exp(Z - Z.max(axis=1, keepdims=True))
+    / np.exp(Z - Z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True),
+}
+DERIVATIVES = {  # g'(z) from a = g(z)
+    "sigmoid": lambda A: A * (1 - A),
+    "tanh": lambda A: 1 - A * A,
+    "relu": lambda A: (A > 0).astype(A.dtype),
+    "leaky_relu": lambda A: np.where(A > 0, 1, F.LEAKY_RELU_SLOPE).astype(A.dtype),
+    "identity": np.ones_like,
+}
+LAYERS = [("hidden", n, g) for n, g in F.HIDDEN.items()] + [("output", n, o) for n, o in F.OUTPUTS.items()]
+
+
+def test_every_registered_function_has_its_equation_here():
+    assert set(EQUATIONS) == set(F.HIDDEN) | set(F.OUTPUTS) and set(DERIVATIVES) == set(F.HIDDEN)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", sorted(set(F.HIDDEN) | set(F.OUTPUTS)))
-def test_activate_equals_the_definition(name, dtype):
+@pytest.mark.parametrize("table,name,g", LAYERS, ids=[f"{t}-{n}" for t, n, _ in LAYERS])
+def test_fn_equals_the_equation_in_place_and_allocating(table, name, g, dtype):
     Z = sample((6, 5), dtype)
-    expected = (F.HIDDEN.get(name) or F.OUTPUTS[name]).fn(Z.copy())
+    expected = EQUATIONS[name](Z.copy())
     out, row = np.empty_like(Z), np.empty((6, 1), dtype)
-    got = K.activate(name, Z, out=out, tmp=row)
+    got = g.fn(Z, out=out, tmp=row)
     assert got is out and got.dtype == dtype
     assert np.array_equal(got, expected)
-    assert np.array_equal(K.activate(name, Z), expected)  # allocating form
+    fresh = g.fn(Z)
+    assert fresh.dtype == dtype and np.array_equal(fresh, expected)  # allocating form
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(F.HIDDEN))
-def test_times_derivative_equals_delta_times_the_definition(name, dtype):
-    A = F.HIDDEN[name].fn(sample((6, 5), dtype, seed=1))
+def test_derivative_and_times_derivative_equal_the_equation(name, dtype):
+    g = F.HIDDEN[name]
+    A = g.fn(sample((6, 5), dtype, seed=1))
     D = sample((6, 5), dtype, seed=2)
-    expected = D * F.HIDDEN[name].derivative(A)
+    d = DERIVATIVES[name](A)
+    assert np.array_equal(g.derivative(A), d)
+    tmp = np.empty_like(A)
+    assert g.derivative(A, out=tmp) is tmp and np.array_equal(tmp, d)
+    expected = D * d
     got = D.copy()
-    K.times_derivative(name, got, A, tmp=np.empty_like(A))
+    assert g.times_derivative(got, A, tmp=np.empty_like(A)) is got
     assert got.dtype == dtype and np.array_equal(got, expected)
     fresh = D.copy()
-    K.times_derivative(name, fresh, A)
+    g.times_derivative(fresh, A)
     assert np.array_equal(fresh, expected)
 
 
