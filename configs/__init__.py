@@ -1,1 +1,0 @@
-"""The preset configurations (this folder ships inside the package as mlpcli.presets)."""

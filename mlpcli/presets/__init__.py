@@ -1,0 +1,1 @@
+"""The preset configurations, shipped inside the package (the repository's configs/ links here)."""
