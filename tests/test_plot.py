@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_idx_folder
 from PIL import Image
 
 from mlpcli import checkpoint, plot
@@ -245,13 +244,6 @@ def test_eval_pictures_with_few_mistakes_shrink_the_grid(tmp_path):
 # --- eval --plot ------------------------------------------------------------------------------
 
 
-def write_idx(folder: Path, X: np.ndarray, y: np.ndarray, prefix: str) -> None:
-    images = struct.pack(">IIII", 0x803, len(X), 28, 28) + X.astype(np.uint8).tobytes()
-    labels = struct.pack(">II", 0x801, len(y)) + y.astype(np.uint8).tobytes()
-    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
-    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
-
-
 @pytest.fixture(scope="module")
 def fashion_checkpoint(tmp_path_factory):
     """An (untrained) Fashion-MNIST-shaped checkpoint whose data are 60 random images."""
@@ -259,8 +251,7 @@ def fashion_checkpoint(tmp_path_factory):
     data = root / "data"
     data.mkdir()
     X, y, _ = make_eval(60, seed=3)
-    write_idx(data, X[:20], y[:20], "train")
-    write_idx(data, X[20:], y[20:], "t10k")
+    write_idx_folder(data, X[:20], y[:20], X[20:], y[20:])
     config = load_config(
         None, ["data.dataset=fashion-mnist", f"data.path={data}", "data.validation=5", "model.layers=[784,16,10]"]
     )

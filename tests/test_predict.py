@@ -8,9 +8,7 @@ their true class.
 
 from __future__ import annotations
 
-import gzip
 import json
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_idx_folder
 from PIL import Image
 
 from mlpcli import checkpoint, predict
@@ -259,13 +258,6 @@ def test_predict_index_reports_the_true_label(trained):
 # --- the command -------------------------------------------------------------------------------
 
 
-def write_idx(folder: Path, X: np.ndarray, y: np.ndarray, prefix: str) -> None:
-    images = struct.pack(">IIII", 0x803, len(X), 28, 28) + X.astype(np.uint8).tobytes()
-    labels = struct.pack(">II", 0x801, len(y)) + y.astype(np.uint8).tobytes()
-    (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
-    (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
-
-
 @pytest.fixture(scope="module")
 def model_files(trained, tmp_path_factory):
     """A checkpoint of the trained net, its data as IDX files, and two disguised PNGs."""
@@ -274,8 +266,7 @@ def model_files(trained, tmp_path_factory):
     data = root / "data"
     data.mkdir()
     X_train, y_train = make_set(3, seed=9)
-    write_idx(data, X_train, y_train, "train")
-    write_idx(data, X_test, y_test, "t10k")
+    write_idx_folder(data, X_train, y_train, X_test, y_test)
     config = load_config(None, ["model.layers=[784,32,10]", f"data.path={data}", "data.validation=2"])
     ckpt = checkpoint.save(root / "model.npz", net, config)
     ring, cross = int(np.flatnonzero(y_test == 0)[0]), int(np.flatnonzero(y_test == 2)[0])
