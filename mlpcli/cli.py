@@ -48,6 +48,23 @@ def cli(debug: bool) -> None:
     """
 
 
+class _PositiveFinite(click.ParamType):
+    """A float that is finite and > 0 (click's FloatRange lets nan and inf through)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number <= 0:
+            self.fail(f"{value!r} is not a finite number > 0", param, ctx)
+        return number
+
+
 class _DatasetChoice(click.Choice):
     """The registered data sets, looked up when used (so a registered test data set counts)."""
 
@@ -401,13 +418,13 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
               help="Override one config key, value parsed as YAML; repeatable.")
 @click.option("--params", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
               help="Entries checked per parameter array (all of them when the array is smaller).")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True,
+@click.option("--eps", type=_PositiveFinite(), default=1e-6, show_default=True,
               help="Step ε of the central difference (J(θ+ε) − J(θ−ε)) / 2ε.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True,
+@click.option("--tol", type=_PositiveFinite(), default=1e-6, show_default=True,
               help="Largest relative difference ‖a − n‖ / (‖a‖ + ‖n‖) per parameter array that passes.")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Examples in the batch the cost is averaged over.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the weights, the batch and the sampled entries.")
 @click.pass_context
 def gradcheck_command(ctx: click.Context, check_every: bool, config_source: str | None,
