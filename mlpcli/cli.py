@@ -181,8 +181,6 @@ def predict_command(
       mlpcli predict runs/fashion-mnist-…/best.npz shoe.jpg --preprocess none --json
       mlpcli predict runs/kmnist-…/best.npz --index 42
     """
-    import json
-
     from mlpcli import checkpoint as ckpt_io
     from mlpcli import predict
 
@@ -205,7 +203,9 @@ def predict_command(
     if as_json:
         payload = {"checkpoint": str(checkpoint), "dataset": dataset, "preprocess": used}
         payload["predictions"] = [r.to_json() for r in results]
-        click.echo(json.dumps(payload, indent=2))
+        from mlpcli.evaluate import dumps
+
+        click.echo(dumps(payload))
         return
     width = max(len(n) for n in names)
     for r in results:

@@ -98,9 +98,23 @@ def evaluate(
     )
 
 
+def finite_json(value):
+    """``value`` with every NaN or ±inf float (Python or NumPy) replaced by None (JSON null)."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
 def dumps(data: dict) -> str:
-    """JSON with two-space indents, but each list of numbers (a confusion-matrix row) on one line."""
-    text = json.dumps(data, indent=2)
+    """JSON with two-space indents, but each list of numbers (a confusion-matrix row) on one line.
+
+    Every ``--json`` printer uses this: non-finite floats become null, so the output is
+    always valid JSON (never NaN or Infinity)."""
+    text = json.dumps(finite_json(data), indent=2, allow_nan=False)
     return re.sub(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]",
                   lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
 

@@ -24,3 +24,48 @@ def test_gradcheck_rejects_bad_numbers(option, value):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert option in result.output and value in result.output
+
+
+# --- --json output never holds NaN or Infinity ------------------------------------------------
+
+@pytest.fixture
+def nan_checkpoint(tmp_path, tiny_config):
+    """A checkpoint (on tiny_data, named Fashion-MNIST) whose weights are all NaN."""
+    import numpy as np
+
+    from mlpcli import checkpoint
+    from mlpcli.network import Network
+
+    config = tiny_config("data.dataset=fashion-mnist")
+    network = Network.create([784, 16, 10], "relu", "softmax", "log_likelihood", "he",
+                             np.random.default_rng(0), np.float32)
+    for array in network.parameters().values():
+        array[...] = np.nan
+    return checkpoint.save(tmp_path / "nan.npz", network, config)
+
+
+def assert_strict_json(text: str) -> dict:
+    import json
+
+    def refuse(constant):
+        raise AssertionError(f"non-JSON constant {constant} in output")
+
+    assert "NaN" not in text and "Infinity" not in text
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_eval_json_of_nan_weights_writes_null(nan_checkpoint):
+    result = CliRunner().invoke(cli, ["eval", str(nan_checkpoint), "--json"])
+    assert "Traceback" not in result.output
+    assert result.exit_code == 0, result.output
+    data = assert_strict_json(result.stdout)
+    assert data["checkpoint"] == str(nan_checkpoint) and data["loss"] is None
+
+
+def test_predict_json_of_nan_weights_writes_null(nan_checkpoint):
+    result = CliRunner().invoke(cli, ["predict", str(nan_checkpoint), "--index", "0", "--json"])
+    assert "Traceback" not in result.output
+    assert result.exit_code == 0, result.output
+    data = assert_strict_json(result.stdout)
+    assert data["checkpoint"] == str(nan_checkpoint)
+    assert None in [g["probability"] for g in data["predictions"][0]["top"]]
