@@ -188,6 +188,9 @@ def predict_command(
         raise click.UsageError("give IMAGE files or --index N, not both")
     if not images and index is None:
         raise click.UsageError("give one or more IMAGE files, or --index N for a test-set image")
+    for path in (checkpoint, *images):  # before any read: a FIFO would block it
+        if not Path(path).is_dir():
+            predict.check_regular_file(path, "a checkpoint" if path == checkpoint else "an image")
     ckpt = ckpt_io.load(checkpoint)
     dataset = ckpt.config.data.dataset
     names = predict.class_names_for(dataset, ckpt.network.layers[-1])

@@ -241,8 +241,11 @@ def _read_source(source: str | Path | None) -> tuple[str, str, Any]:
     elif str(source) in list_presets():  # a bare name; a folder of that name does not hide it
         text = (resources.files("mlpcli.presets") / f"{source}.yaml").read_text(encoding="utf-8")
         label = f"preset {source}"
-    elif path.exists():
+    elif path.is_dir():
         raise ConfigError(f"config {source} is a folder", "give a YAML file or a preset name")
+    elif path.exists():
+        raise ConfigError(f"config {source} is not a regular file (a FIFO, device or socket)",
+                          "give a YAML file or a preset name")
     else:
         presets = list_presets()
         raise ConfigError(

@@ -55,6 +55,15 @@ def require(module: str, purpose: str):
 # --- decoding (Pillow) ------------------------------------------------------------------------
 
 
+def check_regular_file(path: str | Path, what: str) -> None:
+    """Refuse, without opening it, a path that exists but is not a regular file (a FIFO would
+    block the read; a device never ends). A missing path is left to the reader to report."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path} is not a regular file (a FIFO, device or socket), not {what}",
+                        f"give the path of {what} file")
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """A 2-D uint8 grayscale array from an image file (PNG, JPEG, BMP, GIF, TIFF, …).
 
@@ -66,6 +75,7 @@ def load_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path} is a folder, not an image", "give the path of an image file")
+    check_regular_file(path, "an image")
     try:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)

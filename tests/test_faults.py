@@ -69,3 +69,52 @@ def test_predict_json_of_nan_weights_writes_null(nan_checkpoint):
     data = assert_strict_json(result.stdout)
     assert data["checkpoint"] == str(nan_checkpoint)
     assert None in [g["probability"] for g in data["predictions"][0]["top"]]
+
+
+# --- FIFOs and devices are refused at once, never read ---------------------------------------
+
+def run_subprocess(args, timeout=60, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "mlpcli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    path = tmp_path / "pipe.png"
+    os.mkfifo(path)
+    return path
+
+
+def test_predict_refuses_a_fifo_image_at_once(nan_checkpoint, fifo):
+    done = run_subprocess(["predict", str(nan_checkpoint), str(fifo)], timeout=30)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert str(fifo) in done.stderr and "not a regular file" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_predict_refuses_a_fifo_checkpoint_at_once(fifo, tmp_path):
+    done = run_subprocess(["predict", str(fifo), "--index", "0"], timeout=30)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert str(fifo) in done.stderr and "not a regular file" in done.stderr
+
+
+@pytest.mark.parametrize("which", ["fifo", "/dev/null"])
+def test_config_that_is_not_a_regular_file_is_not_called_a_folder(which, request):
+    import os
+
+    path = str(request.getfixturevalue("fifo")) if which == "fifo" else which
+    if not os.path.exists(path):
+        pytest.skip(f"no {path} here")
+    done = run_subprocess(["train", "--config", path, "--print-config"], timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert path in done.stderr and "not a regular file" in done.stderr and "folder" not in done.stderr
