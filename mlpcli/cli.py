@@ -31,6 +31,14 @@ class Group(click.Group):
             if ctx.params.get("debug"):
                 raise
             raise _CliError(error) from error
+        except KeyboardInterrupt:
+            # Commands that save work (train, fetch) turn Ctrl-C into their own Interrupted,
+            # saying what was kept; any other command ends the same way: one line, exit 130.
+            if ctx.params.get("debug"):
+                raise
+            from mlpcli.errors import Interrupted
+
+            raise _CliError(Interrupted("interrupted (Ctrl-C)", "run the command again")) from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

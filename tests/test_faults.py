@@ -118,3 +118,58 @@ def test_config_that_is_not_a_regular_file_is_not_called_a_folder(which, request
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert path in done.stderr and "not a regular file" in done.stderr and "folder" not in done.stderr
+
+
+# --- Ctrl-C: one line, exit 130, in every command ------------------------------------------
+
+def raise_interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command, target", [
+    ("eval", "mlpcli.evaluate.evaluate"),
+    ("predict", "mlpcli.predict.predict_index"),
+    ("gradcheck", "mlpcli.gradcheck.check_all"),
+    ("gradcheck-config", "mlpcli.gradcheck.check_config"),
+    ("plot", "mlpcli.plot.plot_curves"),
+])
+def test_ctrl_c_exits_130_with_one_line(command, target, monkeypatch, nan_checkpoint, tmp_path):
+    args = {"eval": ["eval", str(nan_checkpoint)],
+            "predict": ["predict", str(nan_checkpoint), "--index", "0"],
+            "gradcheck": ["gradcheck", "--all"],
+            "gradcheck-config": ["gradcheck", "--config", "nielsen-ch3"],
+            "plot": ["plot", str(tmp_path)]}[command]
+    monkeypatch.setattr(target, raise_interrupt)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 130, result.output
+    assert "Traceback" not in result.output and "Aborted!" not in result.output
+    assert result.output.strip().splitlines()[-1] == "Error: interrupted (Ctrl-C) — run the command again"
+
+
+SLOW_GRADCHECK = """
+import time, mlpcli.gradcheck
+def slow(*args, **kwargs):
+    print("started", flush=True)
+    time.sleep(60)
+mlpcli.gradcheck.check_all = slow
+from mlpcli.cli import main
+main()
+"""
+
+
+def test_sigint_in_a_real_process_exits_130():
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_GRADCHECK, "gradcheck", "--all"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err
+    assert err.strip() == "Error: interrupted (Ctrl-C) — run the command again"
