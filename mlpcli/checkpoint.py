@@ -1,8 +1,8 @@
 """Checkpoints: one ``.npz`` file per snapshot — data, never code.
 
-Layout (ARCHITECTURE.md, "Runs and checkpoints"):
+Layout:
 
-* ``W1..WL``, ``b1..bL`` — the parameters, layer numbers as in the seeds;
+* ``W1..WL``, ``b1..bL`` — the parameters, layer numbers as in the derivations (Bryant's l);
 * ``opt_<name>`` — the optimizer's state arrays (``opt_v_W1``, ``opt_m_b2``, ``opt_t`` …);
 * ``meta`` — a 0-d unicode array holding a JSON object: ``format_version``,
   ``mlpcli_version``, the resolved ``config``, ``preprocess`` and whatever the trainer adds

@@ -217,7 +217,7 @@ def _clip_probability(A: Array) -> Array:
 COSTS: dict[str, Cost] = {
     c.name: c
     for c in (
-        # seed 000: c = Σ_j (y_j − a_j)², no ½, so ∂c/∂a = 2(a − y)
+        # 3Blue1Brown's "Backpropagation calculus": c = Σ_j (y_j − a_j)², no ½, so ∂c/∂a = 2(a − y)
         Cost("quadratic", lambda A, Y: ((Y - A) ** 2).sum(axis=1), lambda A, Y: 2 * (A - Y)),
         # c = −Σ_j [y ln a + (1 − y) ln(1 − a)]
         Cost(
@@ -285,7 +285,8 @@ def check_pair(output_name: str, cost_name: str) -> None:
 
 
 def output_delta(output_name: str, cost_name: str, A: Array, Y: Array) -> Array:
-    """Δ[L] = ∂J/∂Z[L] for J = (1/m) Σ_rows c(a, y)  (seed 001/002 eq. (1), corrected).
+    """Δ[L] = ∂J/∂Z[L] for J = (1/m) Σ_rows c(a, y)  (Bryant's and the
+    Einstein-notation derivation's eq. (1), corrected; Nielsen's BP1).
 
     The 1/m of the batch mean lives here, once; backprop never divides by m again.
     """

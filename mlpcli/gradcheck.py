@@ -10,7 +10,8 @@ The pass criterion is per parameter array: over the checked entries,
 
 Element-wise relative error is useless here: entries whose gradient is near 1e-7 are
 dominated by round-off even in float64 and would fail a correct backprop, while a real bug
-(σ in place of σ', seed 002's eq. (1) typo) moves the whole array and gives about 1e-1.
+(σ in place of σ', the typo in eq. (1) of the Einstein-notation derivation after
+Nielsen) moves the whole array and gives about 1e-1.
 
 Small, separate pieces: ``numerical_gradient``, ``relative_difference``, ``sample_indices``,
 ``avoid_kinks``; ``check_network`` puts them together for one network and batch and returns

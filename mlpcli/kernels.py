@@ -1,6 +1,6 @@
 """Fused, in-place kernels for the training hot loop — the one place where speed beats brevity.
 
-``network.py`` and ``optim.py`` say WHAT is computed, as the seeds' equations and the update
+``network.py`` and ``optim.py`` say WHAT is computed, as the derivations' equations and the update
 rules; the functions here say HOW it is computed fast:
 
 * into preallocated buffers (``out=``), so a training step allocates nothing;

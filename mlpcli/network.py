@@ -1,22 +1,24 @@
-"""A multilayer perceptron and its backpropagation, written as the seeds' equations.
+"""A multilayer perceptron and its backpropagation, written as the derivations' equations.
 
-Notation (seed 001, transposed to row-major batches as IDX stores them):
+Notation (C. M. Bryant, "Backpropagation in Deep Neural Nets – A Derivation" (2017),
+transposed to row-major batches as IDX stores them):
 
 * Layers are numbered 0..L. Layer 0 is the input; layers 1..L have parameters.
   ``W[l]`` has shape (n_l, n_{l-1}) — W[l][j, k] is the weight TO neuron j of layer l FROM
-  neuron k of layer l−1 (seed 000's w_kj is the transpose). ``b[l]`` has shape (n_l,).
-  Index 0 of ``W`` and ``b`` is ``None`` so that the code's l is the seeds' l.
+  neuron k of layer l−1 (3Blue1Brown's w_kj is the transpose). ``b[l]`` has shape (n_l,).
+  Index 0 of ``W`` and ``b`` is ``None`` so that the code's l is the derivations' l.
 * A batch X is a matrix of shape (m, n_0), one example per row; targets Y are (m, n_L).
-* Forward (seed 001 forward equations, row form):
+* Forward (Bryant's forward equations, row form):
       Z[l] = A[l-1] @ W[l].T + b[l]          shape (m, n_l)
       A[l] = g_l(Z[l])                       g_l: hidden activation for l < L, output for l = L
 * Cost:  J = (1/m) Σ_i c(a_i, y_i)  +  (λ / 2n) Σ_l ‖W[l]‖²
   with n the number of training examples (not the batch size m); biases are not regularized.
-* Backward (seed 001's boxed equations / seed 002 eqs. (1)–(3), typos corrected):
-      Δ[L]   = ∂J/∂Z[L] = vjp_output(A[L], ∂J/∂A[L])              (eq. 1; carries the 1/m)
-      ∂J/∂W[l] = Δ[l].T @ A[l-1] + (λ/n) W[l]                      (eq. 3, + L2 term)
-      ∂J/∂b[l] = Σ_rows Δ[l]                                       (eq. 3)
-      Δ[l-1] = (Δ[l] @ W[l]) ⊙ g'_{l-1}(Z[l-1])                     (eq. 2, l > 1)
+* Backward (Bryant's boxed equations / the Einstein-notation derivation after Nielsen,
+  eqs. (1)–(3), typos corrected; Nielsen's BP1–BP4):
+      Δ[L]   = ∂J/∂Z[L] = vjp_output(A[L], ∂J/∂A[L])              (eq. 1, BP1; carries the 1/m)
+      ∂J/∂W[l] = Δ[l].T @ A[l-1] + (λ/n) W[l]                      (eq. 3, BP4, + L2 term)
+      ∂J/∂b[l] = Σ_rows Δ[l]                                       (eq. 3, BP3)
+      Δ[l-1] = (Δ[l] @ W[l]) ⊙ g'_{l-1}(Z[l-1])                     (eq. 2, BP2, l > 1)
   Because J is the batch MEAN, Δ already contains 1/m; it is never divided by m again.
 * Dropout (training only; inverted dropout, Srivastava et al. 2014): a hidden layer's output
   is multiplied by a mask M[l] whose entries are 1/p (kept, probability p = 1 − rate) or 0,
@@ -55,7 +57,7 @@ def scale01(X: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> n
 
 
 def hidden_activations(activation: str | Sequence[str], n_hidden: int) -> list[str]:
-    """One name for all hidden layers, or one per hidden layer (seed 001's g^[l])."""
+    """One name for all hidden layers, or one per hidden layer (Bryant's g^[l])."""
     names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
     if len(names) != n_hidden:
         raise ConfigError(
@@ -138,7 +140,7 @@ class Network:
         """A freshly initialized network. Weights are drawn in float64, then cast, so a float32
         and a float64 network made from the same seed hold the same numbers.
 
-        init: normal — W, b ~ N(0, 1) (seed 000 / Nielsen ch. 1);
+        init: normal — W, b ~ N(0, 1) (3Blue1Brown's "Backpropagation calculus" / Nielsen ch. 1);
               nielsen — W ~ N(0, 1/n_{l-1}), b ~ N(0, 1) (Nielsen ch. 3);
               xavier — W ~ N(0, 2/(n_{l-1} + n_l)), b = 0;  he — W ~ N(0, 2/n_{l-1}), b = 0.
         """
@@ -229,7 +231,7 @@ class Network:
         for l in range(L, 0, -1):
             dW[l] = np.matmul(delta.T, A[l - 1], out=buf.dW[l])  # ∂J/∂W[l] = Δ[l]ᵀ A[l-1]   (eq. 3)
             if lam:
-                K.add_weight_decay(dW[l], W[l], lam / n)  # + (λ/n) W[l]   (L2, seed 001; n = training-set size)
+                K.add_weight_decay(dW[l], W[l], lam / n)  # + (λ/n) W[l]   (L2, Bryant; n = training-set size)
             db[l] = K.column_sums(delta, buf.ones, out=buf.db[l])  # ∂J/∂b[l] = Σ_rows Δ[l]   (eq. 3)
             if l > 1:
                 # Δ[l-1] = (Δ[l] W[l]) ⊙ g'_{l-1}(z[l-1])   (eq. 2: W^{l+1}, σ' — not σ)
