@@ -113,10 +113,10 @@ def _fsync_dir(folder: Path) -> None:
 def load(path: str | os.PathLike) -> Checkpoint:
     """Read and validate a checkpoint; raise ``CheckpointError`` for anything not right."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint {path} does not exist", "give the path of a .npz file a run wrote"
-        )
+    if not path.is_file():  # checked before any read: a FIFO would block it
+        exists = path.exists() and not path.is_dir()
+        what = "is not a regular file (a FIFO, device or socket)" if exists else "does not exist"
+        raise CheckpointError(f"checkpoint {path} {what}", "give the path of a .npz file a run wrote")
     arrays = _read_arrays(path)
     meta = _read_meta(path, arrays.pop("meta", None))
     config = _read_config(path, meta)

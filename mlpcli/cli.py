@@ -7,12 +7,14 @@ No math lives here.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import click
 
 from mlpcli import __version__
-from mlpcli.errors import MlpcliError
+from mlpcli.errors import Interrupted, MlpcliError
 
 
 class _CliError(click.ClickException):
@@ -36,8 +38,6 @@ class Group(click.Group):
             # saying what was kept; any other command ends the same way: one line, exit 130.
             if ctx.params.get("debug"):
                 raise
-            from mlpcli.errors import Interrupted
-
             raise _CliError(Interrupted("interrupted (Ctrl-C)", "run the command again")) from None
 
 
@@ -62,8 +62,6 @@ class _PositiveFinite(click.ParamType):
     name = "float"
 
     def convert(self, value, param, ctx):
-        import math
-
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -196,9 +194,6 @@ def predict_command(
         raise click.UsageError("give IMAGE files or --index N, not both")
     if not images and index is None:
         raise click.UsageError("give one or more IMAGE files, or --index N for a test-set image")
-    for path in (checkpoint, *images):  # before any read: a FIFO would block it
-        if not Path(path).is_dir():
-            predict.check_regular_file(path, "a checkpoint" if path == checkpoint else "an image")
     ckpt = ckpt_io.load(checkpoint)
     dataset = ckpt.config.data.dataset
     names = predict.class_names_for(dataset, ckpt.network.layers[-1])
