@@ -8,7 +8,6 @@ No math lives here.
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import click
