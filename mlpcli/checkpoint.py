@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from mlpcli import __version__
 from mlpcli.errors import CheckpointError, MlpcliError
 from mlpcli.network import PREPROCESS, Network
+from mlpcli.runs import atomic_write
 
 FORMAT_VERSION = 1
 OPT_PREFIX = "opt_"
@@ -73,41 +73,6 @@ def save(
     arrays["meta"] = np.array(json.dumps(full_meta))
     atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it into place."""
-    path = Path(path)
-    # Not mkstemp: its files are private (0600); a run's files get the umask's permissions.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Make the rename itself durable where the OS allows opening a directory.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load(path: str | os.PathLike) -> Checkpoint:

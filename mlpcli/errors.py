@@ -44,10 +44,6 @@ class DivergenceError(MlpcliError):
     """Training produced NaN or inf."""
 
 
-class GradcheckError(MlpcliError):
-    """Backpropagation disagrees with finite differences."""
-
-
 class Interrupted(MlpcliError):
     """The user pressed Ctrl-C; the message says what was saved."""
 

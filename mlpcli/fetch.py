@@ -41,8 +41,9 @@ from urllib3.util.retry import Retry
 
 from mlpcli import __version__
 from mlpcli import data
-from mlpcli.data import find_file, looks_like_html, open_payload, read_idx
+from mlpcli.data import find_file, is_gzip, looks_like_html, open_payload, read_idx
 from mlpcli.errors import ConfigError, DataError, FetchError, Interrupted
+from mlpcli.runs import atomic_text
 
 # ---------------------------------------------------------------------------------------------
 # Registry (data, not code). Hashes and sizes are the official ones.
@@ -313,12 +314,6 @@ def _sidecar(part: Path) -> Path:
     return part.with_name(part.name + ".json")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _download(session: requests.Session, url: str, part: Path, http: HttpOptions,
               progress: bool) -> None:
     """Bring ``url`` into ``part``, resuming after mid-body drops; raise ``_MirrorFailed``."""
@@ -369,7 +364,7 @@ def _get(session: requests.Session, url: str, part: Path, http: HttpOptions,
             raise _MirrorFailed("served a web page (text/html) instead of the gzip file — "
                                 "a proxy, captive portal or error page answered")
         # Record where these bytes come from BEFORE any of them land in the .part.
-        _write_atomic(_sidecar(part), json.dumps({
+        atomic_text(_sidecar(part), json.dumps({
             "url": url, "etag": response.headers.get("ETag"),
             "last_modified": response.headers.get("Last-Modified")}))
         length = response.headers.get("Content-Length")
@@ -555,7 +550,7 @@ def _import(job: _Job, spec: FileSpec, part: Path, final: Path) -> str:
                              "--no-verify would accept it anyway (not recommended)")
         read_idx(source)  # structurally valid, at least
     with _writing(part):
-        if _is_gzip(source):
+        if is_gzip(source):
             shutil.copyfile(source, part)
         else:  # a raw IDX file (verified above by its payload hash) is stored compressed
             with open(source, "rb") as src, gzip.GzipFile(part, "wb", mtime=0) as dst:
@@ -563,11 +558,6 @@ def _import(job: _Job, spec: FileSpec, part: Path, final: Path) -> str:
         os.replace(part, final)
     verified = f"verified by {check.how}" if check.ok else f"NOT VERIFIED ({check.how})"
     return f"{spec.name}: imported from {source} ({_mb(final)}), {verified}"
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
 
 
 def ensure_dataset(name: str, data_dir: str | os.PathLike, quiet: bool = False,

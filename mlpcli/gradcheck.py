@@ -21,13 +21,13 @@ one ``Row`` per parameter array; ``check_all`` runs it on every valid combinatio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from mlpcli import functions as F
 from mlpcli.network import Network, dropout_masks, dropout_rates, scale01
+from mlpcli.runs import shown
 
 ALL_LAYERS = (7, 5, 4, 3)
 # λ > 0 is checked with a small n so the L2 term (λ/n) W is as large as the data gradient
@@ -281,14 +281,6 @@ def check_all(
 TRAINING_IMAGES = 60000
 
 
-def _shown(path) -> str:
-    """``path`` relative to the current directory when it lies inside it (shorter lines)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def config_batch(cfg, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, str]:
     """X, Y, n and a line saying where they came from: ``m`` rows of the configured training
     split when its files are present (nothing is downloaded), else seeded random pixels and
@@ -302,13 +294,13 @@ def config_batch(cfg, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
         rows = rng.choice(len(splits.y_train), size=min(m, len(splits.y_train)), replace=False)
         X = scale01(splits.X_train[rows], np.float64)
         Y = F.one_hot(splits.y_train[rows], layers[-1], dtype=np.float64)
-        where = f"{len(rows)} rows of the {splits.dataset} training split ({_shown(folder)})"
+        where = f"{len(rows)} rows of the {splits.dataset} training split ({shown(folder)})"
         return X, Y, len(splits.y_train), where
     X, Y = random_batch(layers, output, cost, m, rng, pixels=True)
     n = max(1, TRAINING_IMAGES - cfg.data.validation)
     where = (
         f"{m} seeded random rows (pixels uniform in [0, 1), random targets): no data in "
-        f"{_shown(folder)} — run `mlpcli fetch` to check on real rows; n = {n} assumed"
+        f"{shown(folder)} — run `mlpcli fetch` to check on real rows; n = {n} assumed"
     )
     return X, Y, n, where
 

@@ -8,16 +8,13 @@ missing install is one clear error. Each ``*_figure`` function returns the matpl
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import secrets
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from mlpcli.errors import CheckpointError
+from mlpcli.runs import atomic_write, read_metrics
 from mlpcli.predict import SIDE, as_probabilities, require
 
 DPI = 100
@@ -39,57 +36,14 @@ def save_figure(fig, path: str | Path) -> Path:
     plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its files are private (0600); a picture gets the umask's usual permissions.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        with open(tmp, "xb") as fh:
-            fig.savefig(fh, format="png", dpi=DPI)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
     finally:
         plt.close(fig)
     return path
 
 
 # --- learning curves ---------------------------------------------------------------------------
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The per-epoch records of a run folder's ``metrics.jsonl`` (or of that file itself).
-
-    A resumed run appends to the file; if an epoch appears twice, the later record wins.
-    """
-    path = Path(run_dir)
-    if path.is_dir():
-        path = path / "metrics.jsonl"
-    if not path.is_file():
-        where = path.parent if path.name == "metrics.jsonl" else path
-        raise CheckpointError(
-            f"{where} is not a run folder: {path.name} not found", "give a folder that `mlpcli train` wrote"
-        )
-    records: dict[int, dict] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"cannot read {path}: {error}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            epoch = int(record["epoch"])
-        except (ValueError, KeyError, TypeError):
-            raise CheckpointError(
-                f"{path}, line {number}: not a metrics record", "each line must be a JSON object with an 'epoch'"
-            ) from None
-        records[epoch] = record
-    if not records:
-        raise CheckpointError(f"{path} holds no epochs yet", "plot after at least one epoch has finished")
-    return [records[e] for e in sorted(records)]
 
 
 def _series(records: list[dict], key: str) -> np.ndarray:

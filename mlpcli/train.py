@@ -25,22 +25,20 @@ callback object (``Progress``); the tqdm bars live in the CLI.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import re
 import signal
 import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from mlpcli import checkpoint, kernels
+from mlpcli.runs import BEST, CONFIG_FILE, LAST, METRICS_FILE, atomic_text, default_run_dir as _default_run_dir, read_metrics, shown, write_metrics
 from mlpcli import functions as F
 from mlpcli.augment import augment
 from mlpcli.config import config_to_dict, dump_yaml, load_config
@@ -49,18 +47,6 @@ from mlpcli.evaluate import evaluate
 from mlpcli.network import Network, dropout_masks, dropout_rates, scale01
 from mlpcli.optim import learning_rate, make_optimizer
 
-METRIC_KEYS = (
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "l2_penalty",
-    "learning_rate",
-    "seconds",
-)
-LAST, BEST, METRICS, CONFIG = "last.npz", "best.npz", "metrics.jsonl", "config.yaml"
-# Keys that say where things live, not what is trained: they may differ on --resume.
 LOCATION_KEYS = ("name", "data.dir", "data.path", "output.dir")
 
 
@@ -187,9 +173,9 @@ def train(
         raise ConfigError(f"--stop-after {stop_after}, but the checkpoint already holds epoch {state.epoch}",
                           "give a later epoch")
 
-    rows = _read_metrics(run_dir, keep_through=state.epoch) if saved is not None else []
-    _atomic_text(run_dir / CONFIG, dump_yaml(config))
-    _atomic_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
+    rows = read_metrics(run_dir, through=state.epoch, strict=False) if saved is not None else []
+    atomic_text(run_dir / CONFIG_FILE, dump_yaml(config))
+    write_metrics(run_dir, rows)
     progress.message(f"run folder: {shown(run_dir)}")
     if saved is not None:
         progress.message(f"resuming from {saved.path} at epoch {state.epoch} of {epochs}")
@@ -236,7 +222,7 @@ def train(
             improved = _update_state(state, metrics, config)
             rows.append(metrics)
             with _sigint_deferred():
-                _atomic_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
+                write_metrics(run_dir, rows)
                 meta = {"epoch": epoch + 1, "metrics": metrics, "rng_state": rng.bit_generator.state,
                         "state": dataclasses.asdict(state), **meta_extra}
                 opt_state = optimizer.state_dict()
@@ -383,18 +369,11 @@ def _es_best_epoch(rows: list[dict], metric: str) -> int:
 # --- run folders, resume, init ------------------------------------------------------------------
 
 
-def default_run_dir(config, now: datetime | None = None) -> Path:
-    """runs/<config name>-<YYYYmmdd-HHMMSS> (under the current directory)."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "run"
-    return Path("runs") / f"{name}-{stamp}"
-
-
 def _new_run_dir(out_dir, config, overwrite: bool) -> Path:
     if out_dir is None and config.output.dir:
         out_dir = config.output.dir
     if out_dir is None:
-        run_dir = default_run_dir(config)
+        run_dir = _default_run_dir(config.name)
         base, k = run_dir, 2
         while run_dir.exists():  # two runs started in the same second
             run_dir, k = base.with_name(f"{base.name}-{k}"), k + 1
@@ -402,7 +381,7 @@ def _new_run_dir(out_dir, config, overwrite: bool) -> Path:
         run_dir = Path(out_dir)
     check_run_dir(run_dir, overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in (LAST, BEST, METRICS):
+    for name in (LAST, BEST, METRICS_FILE):
         (run_dir / name).unlink(missing_ok=True)
     return run_dir.resolve()
 
@@ -514,34 +493,6 @@ def _check_data(config, splits, saved) -> None:
 
 
 # --- files ----------------------------------------------------------------------------------
-
-
-def shown(path: Path) -> str:
-    """``path`` relative to the current directory when it lies inside it (shorter messages)."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    checkpoint.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def _read_metrics(run_dir: Path, keep_through: int) -> list[dict]:
-    """metrics.jsonl rows up to epoch ``keep_through`` (later rows belong to lost epochs)."""
-    path = run_dir / METRICS
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= keep_through:
-            rows.append(row)
-    return rows
 
 
 @contextmanager

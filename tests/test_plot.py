@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import write_idx_folder
 from PIL import Image
 
-from mlpcli import checkpoint, plot
+from mlpcli import checkpoint, plot, runs
 from mlpcli.cli import cli
 from mlpcli.config import load_config
 from mlpcli.errors import CheckpointError
@@ -90,7 +90,7 @@ def test_curves_have_one_point_per_epoch_and_mark_the_best(tmp_path):
 def test_resumed_run_counts_each_epoch_once(tmp_path):
     records = [record(1, 0.5), record(2, 0.6), record(3, 0.1), record(3, 0.7), record(4, 0.65)]
     run = write_run(tmp_path / "run", records)
-    loaded = plot.read_metrics(run)
+    loaded = runs.read_metrics(run)
     assert [r["epoch"] for r in loaded] == [1, 2, 3, 4] and loaded[2]["val_accuracy"] == 0.7
     assert plot.best_epoch(loaded) == 3
     fig = plot.curves_figure(loaded)
@@ -104,7 +104,7 @@ def test_run_without_validation_plots_train_only(tmp_path):
     result = CliRunner().invoke(cli, ["plot", str(run), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert png_size(out) == (1100, 420)
-    fig = plot.curves_figure(plot.read_metrics(run))
+    fig = plot.curves_figure(runs.read_metrics(run))
     assert set(lines_by_label(fig.axes[1])) == {"train"}
     plot.pyplot().close(fig)
 
@@ -123,7 +123,7 @@ def test_bad_run_folders_are_one_line_errors(tmp_path, setup, message):
     run = tmp_path / "run"
     setup(run)
     with pytest.raises(CheckpointError, match=message):
-        plot.read_metrics(run)
+        runs.read_metrics(run)
     result = CliRunner().invoke(cli, ["plot", str(run)])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1 and message in result.output

@@ -22,7 +22,8 @@ from mlpcli.data import load_splits
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from mlpcli.evaluate import evaluate
 from mlpcli.network import Network
-from mlpcli.train import METRIC_KEYS, config_for_resume, train
+from mlpcli.runs import METRIC_KEYS
+from mlpcli.train import config_for_resume, train
 
 
 class Recorder:
