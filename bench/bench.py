@@ -93,31 +93,20 @@ def mlpcli_config(net, data, epochs, out_dir):
     from mlpcli.config import load_config
 
     spec = NETWORKS[net]
-    overrides = [
-        f"data.path={json.dumps(str(data))}",
-        "data.validation=0",
-        "data.augment.shift=0",
-        "data.augment.flip=false",
-        f"model.layers={spec['layers']}",
-        f"model.activation={spec['activation']}",
-        f"model.output={spec['output']}",
-        f"model.init={spec['init']}",
-        "model.dropout=0.0",
-        f"cost={spec['cost']}",
-        f"regularization.l2={spec['l2']}",
-        f"training.epochs={epochs}",
-        f"training.batch_size={spec['batch']}",
-        f"training.learning_rate={spec['lr']}",
-        f"training.optimizer={spec['optimizer']}",
-        f"training.momentum={spec['momentum'] or 0.9}",
-        "training.schedule.name=constant",
-        "training.schedule.warmup_epochs=0",
-        "training.early_stopping=null",
-        f"training.seed={SEED}",
-        "training.dtype=float32",
-        f"output.dir={json.dumps(str(out_dir))}",
-    ]
-    return load_config(None, overrides)
+    return load_config({
+        "data": {"path": str(data), "validation": 0, "augment": {"shift": 0, "flip": False}},
+        "model": {"layers": spec["layers"], "activation": spec["activation"], "output": spec["output"],
+                  "init": spec["init"], "dropout": 0.0},
+        "cost": spec["cost"],
+        "regularization": {"l2": spec["l2"]},
+        "training": {
+            "epochs": epochs, "batch_size": spec["batch"], "learning_rate": spec["lr"],
+            "optimizer": spec["optimizer"], "momentum": spec["momentum"] or 0.9,
+            "schedule": {"name": "constant", "warmup_epochs": 0}, "early_stopping": None,
+            "seed": SEED, "dtype": "float32",
+        },
+        "output": {"dir": str(out_dir)},
+    })
 
 
 class _EpochClock:
@@ -171,7 +160,7 @@ def child_torch(net, data, epochs, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(SEED)
     spec = NETWORKS[net]
-    data_cfg = load_config(None, [f"data.path={json.dumps(str(data))}", "data.validation=0"]).data
+    data_cfg = load_config({"data": {"path": str(data), "validation": 0}}).data
     splits = load_splits(data_cfg)
     # The same initial weights as mlpcli's run (same init, same seed).
     init = Network.create(spec["layers"], spec["activation"], spec["output"], spec["cost"],

@@ -1,33 +1,36 @@
-"""YAML → frozen dataclasses: defaults, validation, ``--set`` overrides.
+"""mlpcli's config: the keys, their defaults, where configs come from and what is valid.
+
+This module owns the frozen dataclasses (every default is the ``mnist`` preset's value), the
+sources (presets, YAML files, a Config or a dict, the environment, ``--data-dir``, ``--set``)
+and the validation rules. The generic machinery (YAML reading, layer merging, type checks,
+"did you mean" suggestions) is ``mlpcli.schema``; the choice lists come from the modules that
+own them (optimizers and schedules: ``mlpcli.optim``; inits: ``mlpcli.network``; activation,
+output and cost names: ``mlpcli.functions``).
 
 A config is built in layers, each a (partial) nested mapping, later layers winning:
 
     defaults (the dataclass defaults = the ``mnist`` preset)
       < environment (MLPCLI_DATA_DIR sets data.dir)
-      < the config file (a preset name or a YAML path)
+      < the base: a preset name, a YAML path, a Config or a dict (``config_to_dict``'s form)
+      < ``--data-dir`` (sets data.dir)
       < ``--set key.path=value`` overrides, in order (values parsed as YAML)
 
 Every layer is checked as it is merged (unknown keys, with a "did you mean"; wrong types),
-so an error names the key and the layer it came from (the file, the environment variable or
-the ``--set``). The merged result is then checked as a whole (ranges, names, combinations).
+so an error names the key and the layer it came from (the file, the environment variable,
+``--data-dir`` or the ``--set``). The merged result is then checked as a whole (ranges, names,
+combinations).
 
 Relative paths (data.dir, data.path, output.dir) are resolved against the current directory
 and stored absolute, so a resolved config saved in a run folder means the same thing from any
 directory. Config files may carry a top-level ``name`` (the run folder's prefix); without one
-the name is the preset name or the file's stem.
+the name is the preset name or the file's stem. A Config or dict base keeps its own name.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
-import json
 import os
-import re
-import types
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,14 +39,14 @@ import yaml
 
 from mlpcli import functions as F
 from mlpcli.errors import ConfigError
-from mlpcli.network import INITS
+from mlpcli.network import INITS, per_hidden_layer
+from mlpcli.optim import OPTIMIZERS, SCHEDULES
+from mlpcli.schema import Checker, Layers, did_you_mean, load_yaml, parse_override, plain
 
 DATASETS = ("mnist", "fashion-mnist", "kmnist")
 # Data sets whose labels do not survive a horizontal mirror image.
 NO_FLIP = {"mnist": "digits", "kmnist": "handwritten characters"}
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
-SCHEDULES = ("constant", "step", "cosine")
-METRICS = ("val_accuracy", "val_loss")
+EARLY_STOPPING_METRICS = ("val_accuracy", "val_loss")
 DTYPES = ("float32", "float64")
 SIDE, INPUT_SIZE, N_CLASSES = 28, 784, 10  # 28×28-pixel images, 10 classes
 DATA_DIR_ENV = "MLPCLI_DATA_DIR"
@@ -56,6 +59,9 @@ ALIASES = {
     "mini_batch_size": "training.batch_size", "sizes": "model.layers", "hidden": "model.layers",
     "loss": "cost", "activations": "model.activation", "epoch": "training.epochs",
 }
+# The hints of a malformed --set and of a --set value that is not valid YAML.
+SET_HINT = "e.g. --set training.epochs=5 or --set model.layers=[784,30,10]"
+SET_VALUE_HINT = "the value after = is YAML, e.g. key=[784, 30, 10]"
 
 
 # --- the config: every default here is the mnist preset's value (configs/mnist.yaml) ----------
@@ -86,15 +92,11 @@ class ModelConfig:
 
     def hidden_activations(self) -> tuple[str, ...]:
         """One activation name per hidden layer."""
-        return _per_hidden_layer(self.activation, len(self.layers) - 2)
+        return per_hidden_layer(self.activation, len(self.layers) - 2)
 
     def dropout_rates(self) -> tuple[float, ...]:
         """One dropout rate per hidden layer (0 = no dropout)."""
-        return _per_hidden_layer(self.dropout, len(self.layers) - 2)
-
-
-def _per_hidden_layer(value, n_hidden: int) -> tuple:
-    return value if isinstance(value, tuple) else (value,) * n_hidden
+        return per_hidden_layer(self.dropout, len(self.layers) - 2)
 
 
 @dataclass(frozen=True)
@@ -156,26 +158,40 @@ class Config:
 # --- public functions ---------------------------------------------------------------------------
 
 
-def load_config(source: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """The resolved config for a preset name or YAML path (None: the defaults) plus ``--set``s."""
-    name, label, raw = _read_source(source)
+def load_config(
+    base: str | os.PathLike | Config | dict | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    data_dir: str | os.PathLike | None = None,
+) -> Config:
+    """The resolved, validated config.
+
+    ``base``: None (the defaults), a preset name or a YAML path, a ``Config``, or a (partial)
+    dict in ``config_to_dict``'s form; a Config or dict keeps its ``name``. ``overrides``:
+    ``--set`` items ``"key.path=value"`` (values parsed as YAML). ``data_dir``: the
+    ``--data-dir`` layer (sets data.dir; beats the environment and the base, not ``--set``).
+    """
+    name, source = _read_base(base)
     layers: list[tuple[str, Any]] = []
     if os.environ.get(DATA_DIR_ENV):
         layers.append((f"environment variable {DATA_DIR_ENV}", {"data": {"dir": os.environ[DATA_DIR_ENV]}}))
-    if raw is not None:
-        layers.append((label, raw))
-    layers += [(f"--set {item}", _parse_override(item)) for item in overrides]
-    return _resolve(config_to_dict(Config(name=name)), layers)
+    if source is not None:
+        layers.append(source)
+    if data_dir is not None:
+        layers.append(("--data-dir", {"data": {"dir": _fspath(data_dir)}}))
+    layers += [(f"--set {item}", parse_override(item, SET_HINT, SET_VALUE_HINT)) for item in overrides]
+    return _resolve(Config(name=name), layers)
 
 
 def config_from_dict(d: dict, source: str = "<checkpoint>") -> Config:
-    """A Config from ``config_to_dict``'s output (e.g. a checkpoint's meta), fully validated."""
-    return _resolve(config_to_dict(Config()), [(source, d)])
+    """A Config from ``config_to_dict``'s output (e.g. a checkpoint's meta), fully validated;
+    errors name ``source``. Unlike ``load_config``, the environment is not consulted."""
+    return _resolve(Config(), [(source, d)])
 
 
 def config_to_dict(cfg: Config) -> dict:
     """Plain nested dicts and lists (YAML- and JSON-able), in the dataclasses' field order."""
-    return _plain(cfg)
+    return plain(cfg)
 
 
 def dump_yaml(cfg: Config) -> str:
@@ -190,47 +206,26 @@ def list_presets() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-# --- reading sources ----------------------------------------------------------------------------
+# --- reading the base ---------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """safe_load that reads 1e-8 as a number (YAML 1.2) and refuses duplicate keys."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, typing.Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            if isinstance(key, typing.Hashable):
-                seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+def _read_base(base) -> tuple[str, tuple[str, Any] | None]:
+    """(the name under the base, (label for messages, the base as a nested mapping) or None)."""
+    if base is None:
+        return DEFAULT_NAME, None
+    if isinstance(base, Config):
+        return DEFAULT_NAME, ("config object", config_to_dict(base))
+    if isinstance(base, dict):
+        return DEFAULT_NAME, ("config dict", base)
+    if isinstance(base, (str, os.PathLike)):
+        name, label, raw = _read_file(base)
+        return name, (label, raw)
+    raise TypeError(f"load_config: base must be None, a preset name, a path, a Config or a dict, "
+                    f"not {type(base).__name__}")
 
 
-def _yaml_load(text: str, label: str, file: bool = True) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 — a SafeLoader subclass
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark and file else label
-        problem = getattr(error, "problem", None) or str(error)
-        hint = "fix the YAML at that line" if file else "the value after = is YAML, e.g. key=[784, 30, 10]"
-        raise ConfigError(f"{where}: not valid YAML: {problem}", hint) from None
-
-
-def _read_source(source: str | Path | None) -> tuple[str, str, Any]:
-    """(config name, label for messages, parsed YAML or None)."""
-    if source is None:
-        return DEFAULT_NAME, "defaults", None
+def _read_file(source: str | os.PathLike) -> tuple[str, str, Any]:
+    """(config name, label for messages, parsed YAML) of a YAML path or a preset name."""
     path = Path(source).expanduser()
     if path.is_file():
         try:
@@ -251,238 +246,46 @@ def _read_source(source: str | Path | None) -> tuple[str, str, Any]:
         raise ConfigError(
             f"no config file or preset named {str(source)!r}",
             f"give a path to a YAML file or one of the presets: {', '.join(presets)}"
-            + _did_you_mean(str(source), presets),
+            + did_you_mean(str(source), presets),
         )
-    raw = _yaml_load(text, label)
+    raw = load_yaml(text, label)
     return path.stem, label, {} if raw is None else raw
 
 
-def _parse_override(item: str) -> dict:
-    """``"a.b=value"`` → ``{"a": {"b": <value parsed as YAML>}}``."""
-    key, sep, value = item.partition("=")
-    keys = key.strip().split(".")
-    if not sep or not all(keys):
-        raise ConfigError(
-            f"--set {item!r} is not key.path=value",
-            "e.g. --set training.epochs=5 or --set model.layers=[784,30,10]",
-        )
-    nested: Any = _yaml_load(value, f"--set {item}", file=False)
-    for k in reversed(keys):
-        nested = {k: nested}
-    return nested
+def _fspath(value):
+    """A path-like as its str (bytes and other types are left for the type check to name)."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
-# --- merging layers, checking keys and types ----------------------------------------------------
-
-
-def _resolve(base: dict, layers: list[tuple[str, Any]]) -> Config:
-    origin: dict[str, tuple[int, str]] = {}  # dotted key → (layer number, label) that set it last
-    merged = base
-    for rank, (label, layer) in enumerate(layers, start=1):
-        merged = _merge(Config, merged, layer, "", (rank, label), origin)
-    cfg = _build(Config, merged)
-
-    def where(*paths: str) -> str:  # the latest layer that set any of these keys
-        return max((origin.get(p, (0, "defaults")) for p in paths), key=lambda o: o[0])[1]
-
-    _validate(cfg, where)
+def _resolve(base: Config, layers: list[tuple[str, Any]]) -> Config:
+    """``layers`` merged over ``base``, built, validated, with absolute paths."""
+    merged = Layers(Config, config_to_dict(base), ALIASES)
+    for label, layer in layers:
+        merged.add(label, layer)
+    cfg = merged.build()
+    _validate(cfg, merged.where)
     return _absolute_paths(cfg)
-
-
-def _merge(cls, current: dict, layer: Any, prefix: str, source: tuple[int, str], origin: dict) -> dict:
-    label = source[1]
-    section = prefix.rstrip(".") or "the config"
-    if not isinstance(layer, dict):
-        raise ConfigError(
-            f"{label}: {section} must be a mapping of keys to values, got {_show(layer)}",
-            f"valid keys: {', '.join(_hints(cls))}",
-        )
-    hints = _hints(cls)
-    merged = dict(current)
-    for key, value in layer.items():
-        path = f"{prefix}{key}"
-        if key not in hints:
-            raise ConfigError(
-                f"{label}: unknown key {path!r}",
-                f"valid keys in {section}: {', '.join(hints)}{_suggest_key(str(key), prefix, hints)}",
-            )
-        sub, optional = _section_type(hints[key])
-        if sub is not None and not (optional and value is None):
-            if not isinstance(value, dict):
-                nullable = " or null" if optional else ""
-                raise ConfigError(
-                    f"{label}: {path} must be a mapping{nullable}, got {_show(value)}",
-                    f"valid keys in {path}: {', '.join(_hints(sub))}",
-                )
-            start = merged[key] if merged[key] is not None else _plain(sub())
-            merged[key] = _merge(sub, start, value, f"{path}.", source, origin)
-        else:
-            try:
-                _convert(hints[key], value)
-            except _Mismatch:
-                raise ConfigError(
-                    f"{label}: {path} must be {_describe(hints[key])}, got {_show(value)}"
-                ) from None
-            merged[key] = value
-        origin[path] = source
-    return merged
-
-
-def _build(cls, d: dict):
-    kwargs = {}
-    for name, hint in _hints(cls).items():
-        sub, _ = _section_type(hint)
-        value = d[name]
-        kwargs[name] = _build(sub, value) if sub is not None and value is not None else _convert(hint, value)
-    return cls(**kwargs)
-
-
-class _Mismatch(Exception):
-    pass
-
-
-def _convert(hint, value):
-    """``value`` as type ``hint`` (lists → tuples, ints → floats), or raise _Mismatch."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return _convert(option, value)
-            except _Mismatch:
-                pass
-        raise _Mismatch
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise _Mismatch
-        return tuple(_convert(typing.get_args(hint)[0], v) for v in value)
-    if hint is type(None) and value is None:
-        return None
-    if hint is bool and isinstance(value, bool):
-        return value
-    # bool is a subclass of int in Python, but `epochs: true` is a mistake, not a 1.
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint is str and isinstance(value, str):
-        return value
-    raise _Mismatch
-
-
-_NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
-          bool: ("true or false", "booleans"), type(None): ("null", "nulls")}
-
-
-def _describe(hint) -> str:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(h) for h in typing.get_args(hint))
-    if origin is tuple:
-        return f"a list of {_NAMES[typing.get_args(hint)[0]][1]}"
-    return _NAMES[hint][0]
-
-
-def _show(value) -> str:
-    """A value as YAML/JSON would write it (true, null, "text", [1, 2])."""
-    try:
-        return json.dumps(value, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-@functools.cache
-def _hints(cls) -> dict:
-    return typing.get_type_hints(cls)
-
-
-def _section_type(hint):
-    """(dataclass, may be null) when ``hint`` is a nested section, else (None, False)."""
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    for option in options:
-        if dataclasses.is_dataclass(option):
-            return option, type(None) in options
-    return None, False
-
-
-def _plain(value):
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _did_you_mean(word: str, candidates) -> str:
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else ""
-
-
-def _all_keys(cls=Config, prefix: str = "") -> list[str]:
-    keys = []
-    for name, hint in _hints(cls).items():
-        keys.append(f"{prefix}{name}")
-        sub, _ = _section_type(hint)
-        if sub is not None:
-            keys += _all_keys(sub, f"{prefix}{name}.")
-    return keys
-
-
-def _suggest_key(key: str, prefix: str, hints: dict) -> str:
-    """A close key in the same section, else the same (or a close) key in another section."""
-    same = _did_you_mean(key, hints)
-    if same:
-        return same
-    if key.lower() in ALIASES:
-        return f"; did you mean {ALIASES[key.lower()]!r}?"
-    elsewhere = {k.rsplit(".", 1)[-1]: k for k in _all_keys()}
-    match = difflib.get_close_matches(key, list(elsewhere), n=1, cutoff=0.75)
-    return f"; did you mean {elsewhere[match[0]]!r}?" if match else ""
 
 
 # --- checking the merged config as a whole -------------------------------------------------------
 
 
-class _Checker:
-    """Raises a ConfigError that names the key and the layer (file, --set, env) that set it."""
-
-    def __init__(self, where):
-        self.where = where
-
-    def fail(self, path: str, problem: str, hint: str | None = None, also: tuple[str, ...] = ()):
-        raise ConfigError(f"{self.where(path, *also)}: {path} {problem}", hint)
-
-    def choice(self, path: str, value, valid) -> None:
-        if value not in valid:
-            self.fail(path, f"is {value!r}, which is not known",
-                      f"choose one of: {', '.join(valid)}{_did_you_mean(str(value), valid)}")
-
-    def at_least(self, path: str, value, low, unit: str = "") -> None:
-        if not value >= low:  # `not >=` so that NaN fails too
-            self.fail(path, f"must be >= {low}{unit}, got {value}")
-
-    def positive(self, path: str, value) -> None:
-        if not 0 < value < float("inf"):
-            self.fail(path, f"must be > 0, got {value}")
-
-    def fraction(self, path: str, value) -> None:
-        if not 0 <= value < 1:
-            self.fail(path, f"must be in [0, 1), got {value}")
-
-
 def _validate(cfg: Config, where) -> None:
     """Ranges, names and combinations; ``where(*keys)`` names the layer that set the keys."""
-    check = _Checker(where)
+    check = Checker(where)
     if not cfg.name or cfg.name in (".", "..") or "/" in cfg.name or "\\" in cfg.name:
         check.fail("name", f"must be a plain name for a run folder, got {cfg.name!r}")
     for key, value in (("data.dir", cfg.data.dir), ("data.path", cfg.data.path), ("output.dir", cfg.output.dir)):
         if value == "":
             check.fail(key, "must not be empty", "give a folder, or null where that is allowed")
+        if value is not None and "\0" in value:
+            check.fail(key, f"must not contain a NUL byte, got {value!r}")
     _validate_data(cfg.data, check)
     _validate_model(cfg.model, cfg.cost, check)
     _validate_training(cfg.training, cfg.data, cfg.regularization, check)
 
 
-def _validate_data(d: DataConfig, check: _Checker) -> None:
+def _validate_data(d: DataConfig, check: Checker) -> None:
     check.choice("data.dataset", d.dataset, DATASETS)
     check.at_least("data.validation", d.validation, 0, " (examples held out; 0 = none)")
     check.at_least("data.augment.shift", d.augment.shift, 0, " pixels")
@@ -493,7 +296,7 @@ def _validate_data(d: DataConfig, check: _Checker) -> None:
                    "survive a mirror image", "use flip only for fashion-mnist", also=("data.dataset",))
 
 
-def _validate_model(m: ModelConfig, cost: str, check: _Checker) -> None:
+def _validate_model(m: ModelConfig, cost: str, check: Checker) -> None:
     example = f"e.g. [{INPUT_SIZE}, 100, {N_CLASSES}]"
     if not m.layers:
         check.fail("model.layers", "must not be empty", example)
@@ -522,7 +325,7 @@ def _validate_model(m: ModelConfig, cost: str, check: _Checker) -> None:
                    also=("model.output",))
 
 
-def _validate_training(t: TrainingConfig, d: DataConfig, r: RegularizationConfig, check: _Checker) -> None:
+def _validate_training(t: TrainingConfig, d: DataConfig, r: RegularizationConfig, check: Checker) -> None:
     check.at_least("regularization.l2", r.l2, 0, " (λ)")
     check.at_least("training.epochs", t.epochs, 1)
     check.at_least("training.batch_size", t.batch_size, 1)
@@ -539,7 +342,7 @@ def _validate_training(t: TrainingConfig, d: DataConfig, r: RegularizationConfig
     check.at_least("training.schedule.warmup_epochs", t.schedule.warmup_epochs, 0)
     if t.early_stopping is not None:
         check.at_least("training.early_stopping.patience", t.early_stopping.patience, 1, " epochs")
-        check.choice("training.early_stopping.metric", t.early_stopping.metric, METRICS)
+        check.choice("training.early_stopping.metric", t.early_stopping.metric, EARLY_STOPPING_METRICS)
         if d.validation == 0:
             check.fail("training.early_stopping", "needs a validation set, but data.validation is 0",
                        "set data.validation > 0 or training.early_stopping: null", also=("data.validation",))

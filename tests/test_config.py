@@ -196,7 +196,7 @@ def test_scientific_notation_without_a_dot_is_a_number(tmp_path):
     assert cfg.training.adam.eps == 1e-7 and cfg.training.learning_rate == 0.05
 
 
-# --- precedence: --set > file > environment > defaults --------------------------------------------
+# --- precedence: --set > --data-dir > file > environment > defaults --------------------------------------------
 
 
 def test_environment_sets_the_data_dir(tmp_path, monkeypatch):
@@ -488,6 +488,119 @@ def test_empty_environment_variable_is_ignored(monkeypatch):
     assert load_config(None).data.dir == os.path.abspath("data")
 
 
+# --- other bases: a Config, a dict; the --data-dir layer -------------------------------------------
+
+
+def test_config_base_is_that_config(monkeypatch):
+    cfg = load_config("nielsen-ch3", ["model.activation=[tanh]", "output.dir=out"])
+    assert load_config(cfg) == cfg and load_config(cfg).name == "nielsen-ch3"
+    # like the file it stands for, a Config's data.dir wins over the environment
+    monkeypatch.setenv(C.DATA_DIR_ENV, "/env")
+    assert load_config(cfg).data.dir == cfg.data.dir != "/env"
+
+
+def test_config_base_is_validated_and_its_relative_paths_resolved(tmp_path):
+    cfg = load_config(Config(data=dataclasses.replace(Config().data, dir="mine")))
+    assert cfg.data.dir == str(tmp_path / "mine") and cfg.name == "default"
+    bad = Config(training=dataclasses.replace(Config().training, epochs=0))
+    with pytest.raises(ConfigError, match=r"^config object: training\.epochs must be >= 1"):
+        load_config(bad)
+
+
+def test_config_base_with_overrides_changes_only_those_and_keeps_the_name():
+    saved = load_config("seed-quadratic", ["training.epochs=3"])
+    resumed = load_config(saved, ["training.epochs=9"])
+    assert resumed.name == "seed-quadratic" and resumed.training.epochs == 9
+    assert resumed == dataclasses.replace(saved, training=dataclasses.replace(saved.training, epochs=9))
+    assert str(error_of(saved, ["training.epochs=0"])).startswith("--set training.epochs=0: training.epochs")
+    assert str(error_of(saved, ["training.epoch=9"])).startswith("--set training.epoch=9: unknown key")
+
+
+def test_dict_base_full_and_partial(tmp_path):
+    cfg = load_config("nielsen-ch3", ["model.dropout=[0.25]"])
+    d = config_to_dict(cfg)
+    assert load_config(d) == cfg and load_config(d).name == "nielsen-ch3"
+    assert config_to_dict(cfg) == d  # the base is not modified
+    partial = load_config({"training": {"epochs": 2}, "model": {"layers": [784, 30, 10]}}, ["cost=quadratic"])
+    assert (partial.training.epochs, partial.model.layers, partial.cost) == (2, (784, 30, 10), "quadratic")
+    assert partial.name == "default" and partial.training.optimizer == "nesterov"
+    assert partial.data.dir == str(tmp_path / "data")
+    err = error_of({"trainig": {"epochs": 2}})
+    assert str(err).startswith("config dict: unknown key 'trainig'") and "did you mean 'training'" in err.hint
+    assert str(error_of({"training": {"epochs": "x"}})).startswith("config dict: training.epochs must be")
+
+
+def test_other_bases_are_refused():
+    with pytest.raises(TypeError, match="base must be"):
+        load_config(5)
+
+
+def test_data_dir_beats_environment_and_file_and_loses_to_set(tmp_path, monkeypatch):
+    monkeypatch.setenv(C.DATA_DIR_ENV, "/env")
+    assert load_config(None, data_dir="flag").data.dir == str(tmp_path / "flag")
+    assert load_config("mnist", data_dir=tmp_path / "p").data.dir == str(tmp_path / "p")
+    path = write(tmp_path, "data: {dir: /file}\n")
+    assert load_config(path, data_dir="/flag").data.dir == "/flag"
+    assert load_config(path, ["data.dir=/set"], data_dir="/flag").data.dir == "/set"
+    assert load_config(load_config(path), data_dir="/flag").data.dir == "/flag"
+    assert load_config(path, data_dir=None).data.dir == "/file"
+
+
+@pytest.mark.parametrize("value, expected", [("", "data.dir must not be empty"),
+                                             ("a\0b", "data.dir must not contain a NUL byte"),
+                                             (b"bytes", "data.dir must be a string")])
+def test_data_dir_errors_name_the_option(tmp_path, monkeypatch, value, expected):
+    monkeypatch.setenv(C.DATA_DIR_ENV, "/env")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "training: {epochs: 2}\n"), ["training.epochs=3"], data_dir=value)
+    assert str(info.value).startswith(f"--data-dir: {expected}")
+
+
+def test_nul_byte_in_a_file_path_names_the_file(tmp_path):
+    err = str(error_of(write(tmp_path, 'output: {dir: "a\\0b"}\n')))
+    assert err.startswith(f"{tmp_path / 'exp.yaml'}: output.dir must not contain a NUL byte")
+
+
+def test_no_temp_file_is_written(tmp_path, monkeypatch):
+    import builtins
+    import io
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_config must not create temporary files")
+
+    for name in ("mkstemp", "mkdtemp", "TemporaryDirectory", "NamedTemporaryFile", "TemporaryFile",
+                 "SpooledTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    real_open = builtins.open
+
+    def read_only_open(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+"):
+            refuse()
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only_open)
+    monkeypatch.setattr(io, "open", read_only_open)
+    before = sorted(tmp_path.iterdir())
+    saved = load_config("mnist")
+    assert load_config(saved, ["training.epochs=9"]).training.epochs == 9
+    assert load_config(config_to_dict(saved), ["training.epochs=8"], data_dir="d").training.epochs == 8
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_choice_lists_come_from_the_modules_that_own_them():
+    from mlpcli import network, optim
+
+    assert C.OPTIMIZERS is optim.OPTIMIZERS and C.SCHEDULES is optim.SCHEDULES and C.INITS is network.INITS
+    assert C.EARLY_STOPPING_METRICS == ("val_accuracy", "val_loss") and not hasattr(C, "METRICS")
+    assert not hasattr(C, "_per_hidden_layer")
+
+
+def test_schema_does_not_import_config():
+    code = "import sys, mlpcli.schema; assert 'mlpcli.config' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
+
+
 # --- through a command line ----------------------------------------------------------------------
 
 
@@ -538,8 +651,6 @@ def test_config_error_in_a_real_subprocess_exits_2_without_traceback(tmp_path):
 
 
 def test_config_names_match_the_modules_that_use_them():
-    optim = pytest.importorskip("mlpcli.optim")
-    assert C.OPTIMIZERS == optim.OPTIMIZERS and C.SCHEDULES == optim.SCHEDULES
     fetch = pytest.importorskip("mlpcli.fetch")
     data = pytest.importorskip("mlpcli.data")
     assert set(C.DATASETS) == set(fetch.REGISTRY) == set(data.CLASS_NAMES)
