@@ -28,8 +28,8 @@ _EXPORTS = {
     "Checkpoint": ("mlpcli.checkpoint", "Checkpoint"),
     "score": ("mlpcli.evaluate", "evaluate"),
     "EvalResult": ("mlpcli.evaluate", "EvalResult"),
-    "predict_labels": ("mlpcli.evaluate", "predict_labels"),
-    "predict_probabilities": ("mlpcli.evaluate", "predict_probabilities"),
+    "predict_labels": ("mlpcli.infer", "labels"),
+    "predict_probabilities": ("mlpcli.infer", "outputs"),
     "Network": ("mlpcli.network", "Network"),
     "scale01": ("mlpcli.network", "scale01"),
 }

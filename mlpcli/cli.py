@@ -206,23 +206,9 @@ def predict_command(
         used = predict.resolve_mode(mode, dataset)
         results = predict.predict_files(ckpt.network, images, names, used, k)
     if as_json:
-        payload = {"checkpoint": str(checkpoint), "dataset": dataset, "preprocess": used}
-        payload["predictions"] = [r.to_json() for r in results]
-        from mlpcli.evaluate import dumps
-
-        click.echo(dumps(payload))
-        return
-    width = max(len(n) for n in names)
-    for r in results:
-        if show or index is not None:
-            click.echo(predict.block_art(r.pixels))
-        header = f"{r.source}  (preprocess: {used})"
-        if r.true_label is not None:
-            verdict = "right" if r.top[0].label == r.true_label else "wrong"
-            header = f"{r.source}: true class {r.true_name} — prediction {verdict}"
-        click.echo(header)
-        for g in r.top:
-            click.echo(f"  {g.name:<{width}}  {g.probability:7.2%}")
+        click.echo(predict.format_predictions_json(results, checkpoint, dataset, used))
+    else:
+        click.echo(predict.format_predictions(results, names, used, show=show or index is not None))
 
 
 class _TrainProgress:
@@ -388,6 +374,7 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
         from mlpcli import plot
 
         plot.pyplot()  # a missing plot extra fails now, not after the evaluation
+        plot.check_picture_folder(plot_dir)  # and so does a folder that cannot be written
     ckpt = ckpt_io.load(checkpoint)
     data_cfg = ckpt.config.data
     if data_dir is not None:
@@ -408,8 +395,7 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
         click.echo(format_report(result, f"{checkpoint} on the {split} split of {splits.dataset} "
                                  f"({result.n} examples)"))
     if plot_dir is not None:
-        for path in plot.eval_pictures(plot_dir, X, y, result.probabilities, splits.class_names,
-                                       output=ckpt.network.output, split=split):
+        for path in plot.eval_pictures(plot_dir, X, y, result, output=ckpt.network.output, split=split):
             click.echo(f"wrote {path}", err=as_json)
 
 

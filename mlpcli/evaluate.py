@@ -1,7 +1,8 @@
 """Accuracy, loss, confusion matrix and per-class scores of a network on a labelled set.
 
-Evaluation runs in batches, so memory stays flat for any number of examples, and applies
-``scale01`` to the stored uint8 pixels batch by batch — the same preprocessing as training.
+The network's outputs come from ``mlpcli.infer`` — the one inference path eval, predict and
+plot use: batches, so memory stays flat for any number of examples, with ``scale01`` applied
+to the stored uint8 pixels batch by batch — the same preprocessing as training.
 The loss is the data cost alone (mean over examples, no L2 term), as ``metrics.jsonl``
 reports it. Dropout is never applied here.
 """
@@ -15,8 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
+from mlpcli import infer
 from mlpcli.functions import one_hot
-from mlpcli.network import Network, scale01
+from mlpcli.network import Network
 
 
 @dataclass
@@ -73,20 +75,25 @@ def evaluate(
     class_names: Sequence[str] = (),
     keep_probabilities: bool = False,
 ) -> EvalResult:
-    """Evaluate ``network`` on uint8 pixels X (N, n_0) with integer labels y (N,)."""
+    """Evaluate ``network`` on uint8 pixels X (N, n_0) with integer labels y (N,).
+
+    ``keep_probabilities``: also keep every example's outputs A[L] (N, n_L), in the network's
+    dtype, as ``probabilities`` (``infer.as_probabilities`` turns non-softmax ones into scores).
+    """
     n_classes = network.layers[-1]
     n = len(y)
+    if len(X) < n:
+        raise ValueError(f"{len(X)} rows of pixels for {n} labels")
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     probabilities = np.empty((n, n_classes), dtype=network.dtype) if keep_probabilities else None
     total_cost = 0.0
-    for start in range(0, n, batch_size):
-        labels = np.asarray(y[start : start + batch_size], dtype=np.intp)
-        AL = network.forward(scale01(X[start : start + batch_size], network.dtype))[1][-1]
+    for rows, AL in infer.batches(network, X[:n], batch_size):
+        labels = np.asarray(y[rows], dtype=np.intp)
         total_cost += network.data_cost(AL, one_hot(labels, n_classes, network.dtype)) * len(labels)
         cells = labels * n_classes + AL.argmax(axis=1)
         cm += np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
         if probabilities is not None:
-            probabilities[start : start + batch_size] = AL
+            probabilities[rows] = AL
     correct = int(np.trace(cm))
     return EvalResult(
         accuracy=correct / n if n else float("nan"),
@@ -117,19 +124,6 @@ def dumps(data: dict) -> str:
     text = json.dumps(finite_json(data), indent=2, allow_nan=False)
     return re.sub(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]",
                   lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
-
-
-def predict_probabilities(network: Network, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Output-layer activations (N, n_L) for uint8 pixels X (N, 784), ``scale01`` applied."""
-    out = np.empty((X.shape[0], network.layers[-1]), dtype=network.dtype)
-    for start in range(0, X.shape[0], batch_size):
-        out[start : start + batch_size] = network.forward(scale01(X[start : start + batch_size], network.dtype))[1][-1]
-    return out
-
-
-def predict_labels(network: Network, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Predicted class per row of uint8 pixels X (N, 784)."""
-    return predict_probabilities(network, X, batch_size).argmax(axis=1)
 
 
 def format_report(result: EvalResult, title: str = "") -> str:

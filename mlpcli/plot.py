@@ -4,24 +4,39 @@ matplotlib is an optional extra (``pip install 'mlpcli[plot]'``). It is imported
 functions that draw, with the headless Agg backend, so the core install never needs it and a
 missing install is one clear error. Each ``*_figure`` function returns the matplotlib Figure
 (tests inspect it); ``save_figure`` writes a PNG atomically.
+
+``eval_pictures`` draws what ``evaluate`` measured: the confusion matrix is the EvalResult's
+own, and the mistakes' probabilities are its outputs through ``infer.as_probabilities`` —
+the one inference path eval, predict and plot share.
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from mlpcli.errors import MlpcliError
+from mlpcli.infer import as_probabilities
+from mlpcli.predict import SIDE, require
 from mlpcli.runs import atomic_write, read_metrics
-from mlpcli.predict import SIDE, as_probabilities, require
+
+if TYPE_CHECKING:
+    from mlpcli.evaluate import EvalResult
 
 DPI = 100
 CURVES_SIZE = (11.0, 4.2)  # inches: 1100×420 pixels at DPI
 CONFUSION_SIZE = (7.5, 6.5)
 MISTAKES_COLUMNS = 6
 MISTAKES_CELL = (1.7, 1.95)  # inches per image, title included
+N_MISTAKES = 24  # the most confident mistakes eval_pictures draws
+
+
+class PictureFolderError(MlpcliError):
+    """The folder the pictures should go to is not a folder, or cannot be created or written."""
 
 
 def pyplot():
@@ -41,6 +56,28 @@ def save_figure(fig, path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def check_picture_folder(folder: str | Path) -> None:
+    """Fail now, creating nothing, if ``folder`` is not a folder or cannot be created and
+    written: it exists as a file, a path above it is a file, or it is not writable."""
+    folder = Path(folder)
+    what_to_do = "choose a folder you can write to (or a new one inside such a folder) for the pictures"
+    existing = folder
+    while not existing.is_dir():
+        if existing.exists() or existing.is_symlink():
+            where = "exists and is not a folder" if existing == folder else f"cannot be created: {existing} is a file"
+            raise PictureFolderError(f"{folder} {where}", what_to_do)
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".mlpcli-probe-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        where = "is not writable" if existing == folder else f"cannot be created in {existing}"
+        raise PictureFolderError(f"{folder} {where} ({reason})", what_to_do) from None
 
 
 # --- learning curves ---------------------------------------------------------------------------
@@ -101,13 +138,6 @@ def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 # --- confusion matrix and mistakes ------------------------------------------------------------
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 10) -> np.ndarray:
-    """counts[i, j] = examples of true class i predicted as j (rows = true class)."""
-    counts = np.zeros((n, n), dtype=np.int64)
-    np.add.at(counts, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    return counts
 
 
 def confusion_figure(counts: np.ndarray, class_names: Sequence[str], title: str = "Confusion matrix"):
@@ -172,28 +202,31 @@ def eval_pictures(
     out_dir: str | Path,
     X_uint8: np.ndarray,
     y_true: np.ndarray,
-    outputs: np.ndarray,
-    class_names: Sequence[str],
+    result: "EvalResult",
     *,
     output: str = "softmax",
     split: str = "test",
-    n_mistakes: int = 24,
 ) -> list[Path]:
     """Write ``out_dir/confusion.png`` and ``out_dir/mistakes.png`` for one evaluated split.
 
-    ``outputs`` are the network's A[L] rows for ``X_uint8`` (``output`` names the output layer:
-    non-softmax outputs are normalized into scores that sum to 1).
+    ``result`` is ``evaluate(network, X_uint8, y_true, keep_probabilities=True)``: its
+    confusion matrix is drawn as it is, and its outputs A[L] become the mistakes' probabilities
+    (``output`` names the network's output layer: non-softmax outputs are normalized into
+    scores that sum to 1). The class names are the result's.
     """
     pyplot()  # fail on a missing extra before any work
-    probs = as_probabilities(outputs, output)
-    y_true = np.asarray(y_true)
-    counts = confusion_matrix(y_true, probs.argmax(axis=1), len(class_names))
-    accuracy = np.trace(counts) / max(1, counts.sum())
+    check_picture_folder(out_dir)
+    if result.probabilities is None:
+        raise ValueError("eval_pictures needs evaluate(..., keep_probabilities=True)")
+    counts = result.confusion_matrix
+    names = result.class_names or tuple(str(k) for k in range(counts.shape[0]))
+    probs = as_probabilities(result.probabilities, output)
     out_dir = Path(out_dir)
+    accuracy = np.trace(counts) / max(1, counts.sum())
     confusion = confusion_figure(
-        counts, class_names, f"Confusion matrix — {split} set, accuracy {accuracy:.2%} (n={counts.sum()})"
+        counts, names, f"Confusion matrix — {split} set, accuracy {accuracy:.2%} (n={counts.sum()})"
     )
     mistakes = mistakes_figure(
-        X_uint8, y_true, probs, class_names, n_mistakes, title=f"Most confident mistakes — {split} set"
+        X_uint8, np.asarray(y_true), probs, names, N_MISTAKES, title=f"Most confident mistakes — {split} set"
     )
     return [save_figure(confusion, out_dir / "confusion.png"), save_figure(mistakes, out_dir / "mistakes.png")]

@@ -12,10 +12,12 @@ The pipeline for an image file:
      so that the ink's center of mass sits at the center;
    * ``none`` — just resize to 28×28 (Fashion-MNIST items fill the frame);
    * ``auto`` — ``none`` for a Fashion-MNIST checkpoint, ``digits`` otherwise;
-4. ``network.scale01`` — the one input scaling every command uses — and ``predict_proba``.
+4. ``mlpcli.infer.probabilities`` — the one inference path eval, predict and plot use, with
+   ``network.scale01``, the one input scaling every command uses.
 
 Everything after decoding is plain NumPy, so it works on arrays without Pillow, and
-``block_art`` draws a 28×28 image in the terminal with no extra at all.
+``block_art`` draws a 28×28 image in the terminal with no extra at all. ``format_predictions``
+and ``format_predictions_json`` are the text and JSON that ``mlpcli predict`` prints.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from mlpcli.errors import ConfigError, DataError, MlpcliError
-from mlpcli.network import Network, scale01
+from mlpcli.infer import probabilities
+from mlpcli.network import Network
 
 PREPROCESS_MODES = ("auto", "digits", "none")
 SIDE = 28  # MNIST-format images are 28×28
@@ -208,24 +211,6 @@ def preprocess(gray: np.ndarray, mode: str = "digits") -> np.ndarray:
 # --- prediction -----------------------------------------------------------------------------------
 
 
-def as_probabilities(outputs: np.ndarray, output: str) -> np.ndarray:
-    """Softmax outputs are probabilities already; other outputs (sigmoid, identity) are
-    clipped at 0 and normalized to sum to 1 — a ranking score, not a calibrated probability."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if output == "softmax":
-        return outputs
-    scores = np.clip(outputs, 0, None)
-    total = scores.sum(axis=-1, keepdims=True)
-    uniform = np.full_like(scores, 1.0 / scores.shape[-1])
-    return np.divide(scores, total, out=uniform, where=total > 0)
-
-
-def probabilities(network: Network, X_uint8: np.ndarray) -> np.ndarray:
-    """Class probabilities for MNIST-format uint8 rows, through ``scale01`` like everything."""
-    X = np.asarray(X_uint8).reshape(-1, SIDE * SIDE)
-    return as_probabilities(network.predict_proba(scale01(X, network.dtype)), network.output)
-
-
 @dataclass(frozen=True)
 class Guess:
     label: int
@@ -285,7 +270,7 @@ def predict_files(
             raise DataError(f"{path}: {error.message}", error.hint) from None
     if not pixels:
         return []
-    probs = probabilities(network, np.stack(pixels))
+    probs = probabilities(network, np.stack(pixels))  # mlpcli.infer: the one inference path
     return [
         Prediction(str(path), px, top_k(p, class_names, k)) for path, px, p in zip(paths, pixels, probs)
     ]
@@ -317,3 +302,34 @@ def block_art(pixels: np.ndarray) -> str:
     img = np.asarray(pixels).reshape(SIDE, SIDE).astype(np.int64)
     levels = np.minimum(img * len(SHADES) // 256, len(SHADES) - 1)
     return "\n".join("".join(SHADES[v] * 2 for v in row) for row in levels)
+
+
+# --- what ``mlpcli predict`` prints --------------------------------------------------------------
+
+
+def format_predictions(results: Sequence[Prediction], class_names: Sequence[str], used: str, show: bool) -> str:
+    """The text report: per prediction its source (or the true class and whether the top guess
+    is right), then one line per guess; ``show`` draws each image above its lines."""
+    width = max(len(name) for name in class_names)
+    lines = []
+    for r in results:
+        if show:
+            lines.append(block_art(r.pixels))
+        header = f"{r.source}  (preprocess: {used})"
+        if r.true_label is not None:
+            verdict = "right" if r.top[0].label == r.true_label else "wrong"
+            header = f"{r.source}: true class {r.true_name} — prediction {verdict}"
+        lines.append(header)
+        lines.extend(f"  {g.name:<{width}}  {g.probability:7.2%}" for g in r.top)
+    return "\n".join(lines)
+
+
+def format_predictions_json(
+    results: Sequence[Prediction], checkpoint: str | Path, dataset: str | None, used: str
+) -> str:
+    """``{"checkpoint", "dataset", "preprocess", "predictions": [...]}`` as ``evaluate.dumps`` writes it."""
+    from mlpcli.evaluate import dumps
+
+    payload = {"checkpoint": str(checkpoint), "dataset": dataset, "preprocess": used}
+    payload["predictions"] = [r.to_json() for r in results]
+    return dumps(payload)

@@ -1,4 +1,5 @@
-"""evaluate(): metrics by hand, batching; `mlpcli eval`: JSON, human report, errors."""
+"""infer (the one inference path) and evaluate(): metrics by hand, batching; `mlpcli eval`:
+JSON, human report, errors."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from mlpcli import infer
 from mlpcli.cli import cli
 from mlpcli.data import CLASS_NAMES, load_splits
+from mlpcli.errors import DataError
 from mlpcli.evaluate import evaluate, format_report
 from mlpcli.network import Network, scale01
 from mlpcli.train import train
@@ -32,6 +35,60 @@ def run(tmp_path_factory, tiny_data):
 def random_network(seed=0):
     return Network.create([784, 8, 10], "relu", "softmax", "log_likelihood", "he",
                           np.random.default_rng(seed), np.float32)
+
+
+# --- infer: the one inference path ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size", [1, 7, 53, 1000])
+def test_batched_outputs_equal_one_unbatched_forward(batch_size, dtype):
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, 256, (53, 784), dtype=np.uint8)  # 53 = N: one batch; 7: a ragged last batch
+    network = Network.create([784, 16, 9, 10], "sigmoid", "softmax", "log_likelihood", "he", rng, dtype)
+    expected = network.forward(scale01(X, dtype))[1][-1]
+    out = infer.outputs(network, X, batch_size=batch_size)
+    assert out.shape == (53, 10) and out.dtype == dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=0)
+    covered = [(rows.start, rows.stop) for rows, _ in infer.batches(network, X, batch_size)]
+    assert covered == [(s, min(s + batch_size, 53)) for s in range(0, 53, batch_size)]
+    assert np.array_equal(infer.labels(network, X, batch_size), out.argmax(axis=1))
+    assert np.array_equal(infer.probabilities(network, X, batch_size), out.astype(np.float64))
+
+
+def test_infer_normalizes_non_softmax_outputs_and_takes_images_of_any_shape():
+    rng = np.random.default_rng(8)
+    X = rng.integers(0, 256, (12, 784), dtype=np.uint8)
+    network = Network.create([784, 8, 10], "relu", "identity", "quadratic", "he", rng, np.float64)
+    out = infer.outputs(network, X)
+    assert np.array_equal(infer.probabilities(network, X), infer.as_probabilities(out, "identity"))
+    assert np.allclose(infer.probabilities(network, X).sum(axis=1), 1.0)
+    assert np.array_equal(infer.outputs(network, X.reshape(12, 28, 28)), out)
+    np.testing.assert_allclose(infer.outputs(network, X[3]), out[3:4], rtol=1e-12)  # a 1-row product
+    assert infer.outputs(network, X[:0]).shape == (0, 10)
+    with pytest.raises(DataError, match="do not fit the network's 784 inputs"):
+        infer.outputs(network, X.reshape(24, 392))
+    with pytest.raises(ValueError, match="batch_size"):
+        infer.outputs(network, X, batch_size=0)
+
+
+def test_evaluate_keeps_the_outputs_of_infer():
+    rng = np.random.default_rng(9)
+    X, y = rng.integers(0, 256, (75, 784), dtype=np.uint8), rng.integers(0, 10, 75)
+    network = random_network(3)
+    result = evaluate(network, X, y, batch_size=7, keep_probabilities=True)
+    assert np.array_equal(result.probabilities, infer.outputs(network, X, batch_size=7))
+    assert np.array_equal(infer.as_probabilities(result.probabilities, network.output),
+                          infer.probabilities(network, X, batch_size=7))
+    predicted = infer.labels(network, X, batch_size=7)
+    assert result.accuracy == np.mean(predicted == y)
+    assert np.array_equal(result.confusion_matrix.sum(axis=0), np.bincount(predicted, minlength=10))
+    assert evaluate(network, X, y).probabilities is None
+    with pytest.raises(ValueError, match="74 rows of pixels for 75 labels"):
+        evaluate(network, X[:74], y)
+
+
+# --- evaluate --------------------------------------------------------------------------------------
 
 
 def test_metrics_match_a_direct_computation():
@@ -68,7 +125,7 @@ def test_batch_size_does_not_change_the_result():
 def test_perfect_predictions_score_one_and_absent_classes_score_zero():
     network = random_network()
     X = np.random.default_rng(3).integers(0, 256, (40, 784), dtype=np.uint8)
-    y = network.predict(scale01(X))
+    y = infer.labels(network, X)
     result = evaluate(network, X, y)
     assert result.accuracy == 1.0
     for row in result.per_class:
@@ -161,4 +218,5 @@ def test_public_api_loads_predicts_and_scores(run):
     result = mlpcli.score(ckpt.network, splits.X_test, splits.y_test)
     assert result.accuracy == np.mean(labels == splits.y_test)
     assert mlpcli.predict_probabilities(ckpt.network, splits.X_test[:3]).shape == (3, 10)
+    assert mlpcli.predict_labels is infer.labels and mlpcli.predict_probabilities is infer.outputs
     assert mlpcli.fit is train and "fit" in dir(mlpcli)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,12 @@ from click.testing import CliRunner
 from conftest import write_idx_folder
 from PIL import Image
 
-from mlpcli import checkpoint, plot, runs
+from mlpcli import checkpoint, infer, plot, runs
 from mlpcli.cli import cli
 from mlpcli.config import load_config
-from mlpcli.errors import CheckpointError
-from mlpcli.network import Network, scale01
+from mlpcli.errors import CheckpointError, MlpcliError
+from mlpcli.evaluate import EvalResult, evaluate
+from mlpcli.network import Network
 from mlpcli.predict import MissingExtraError
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -165,16 +167,33 @@ def test_plot_without_matplotlib_says_what_to_install(tmp_path, no_matplotlib):
 
 def test_eval_pictures_without_matplotlib_fail_before_any_work(tmp_path, no_matplotlib):
     with pytest.raises(MissingExtraError, match=r"pip install 'mlpcli\[plot\]'"):
-        plot.eval_pictures(tmp_path / "pics", np.zeros((2, 784), np.uint8), [0, 1], np.eye(10)[:2], FASHION)
+        plot.eval_pictures(tmp_path / "pics", np.zeros((2, 784), np.uint8), [0, 1], eval_result([0, 1], np.eye(10)[:2]))
     assert not (tmp_path / "pics").exists()
 
 
 # --- confusion matrix and mistakes --------------------------------------------------------------
 
 
-def test_confusion_matrix_counts_true_rows_predicted_columns():
-    counts = plot.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], n=3)
-    assert counts.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+def eval_result(y, probs, names=FASHION) -> EvalResult:
+    """What evaluate would say for labels y and outputs probs (its confusion matrix, by hand)."""
+    y, probs = np.asarray(y), np.asarray(probs)
+    counts = np.zeros((probs.shape[1],) * 2, dtype=np.int64)
+    np.add.at(counts, (y, probs.argmax(axis=1)), 1)
+    return EvalResult(float(np.mean(probs.argmax(axis=1) == y)), 0.5, len(y), counts, tuple(names), probs)
+
+
+def drawn_figures(monkeypatch) -> dict:
+    """Make save_figure record each figure's cell texts and titles by file name (and still save)."""
+    drawn, save = {}, plot.save_figure
+
+    def recording(fig, path):
+        drawn[Path(path).name] = {"texts": [[t.get_text() for t in ax.texts] for ax in fig.axes],
+                                  "titles": [ax.get_title() for ax in fig.axes if ax.get_images()],
+                                  "suptitle": fig.axes[0].get_title()}
+        return save(fig, path)
+
+    monkeypatch.setattr(plot, "save_figure", recording)
+    return drawn
 
 
 def test_confusion_figure_labels_every_cell_and_class():
@@ -227,7 +246,7 @@ def test_no_mistakes_draws_a_note_not_an_empty_grid():
 
 def test_eval_pictures_writes_confusion_and_mistakes(tmp_path):
     X, y, probs = make_eval()
-    paths = plot.eval_pictures(tmp_path / "pics", X, y, probs, FASHION)
+    paths = plot.eval_pictures(tmp_path / "pics", X, y, eval_result(y, probs))
     assert [p.name for p in paths] == ["confusion.png", "mistakes.png"]
     assert png_size(paths[0]) == (750, 650)
     assert png_size(paths[1]) == (1020, 830)  # 4 rows × 6 columns of 24 mistakes
@@ -237,8 +256,48 @@ def test_eval_pictures_with_few_mistakes_shrink_the_grid(tmp_path):
     X, y, _ = make_eval(50)
     probs = np.eye(10)[y] * 0.9 + 0.01
     probs[:5] = np.roll(probs[:5], 1, axis=1)  # exactly 5 mistakes → one row
-    paths = plot.eval_pictures(tmp_path, X, y, probs, FASHION, output="sigmoid")
+    paths = plot.eval_pictures(tmp_path, X, y, eval_result(y, probs), output="sigmoid")
     assert png_size(paths[1]) == (1020, 245)
+
+
+def test_the_confusion_picture_is_the_eval_results_matrix(tmp_path, monkeypatch):
+    X, y, probs = make_eval(30)
+    result = eval_result(y, probs)
+    result.confusion_matrix = np.arange(100).reshape(10, 10) * 7  # not what probs would give
+    drawn = drawn_figures(monkeypatch)
+    plot.eval_pictures(tmp_path, X, y, result)
+    cells = drawn["confusion.png"]["texts"][0]
+    assert cells == [str(v) for v in result.confusion_matrix.ravel()]
+    assert "n=34650" in drawn["confusion.png"]["suptitle"]
+
+
+def test_eval_pictures_without_kept_probabilities_is_a_clear_error(tmp_path):
+    X, y, probs = make_eval(10)
+    result = eval_result(y, probs)
+    result.probabilities = None
+    with pytest.raises(ValueError, match="keep_probabilities=True"):
+        plot.eval_pictures(tmp_path, X, y, result)
+
+
+@pytest.mark.parametrize("output, cost", [("softmax", "log_likelihood"), ("identity", "quadratic")])
+def test_plot_and_eval_show_the_probabilities_of_infer(tmp_path, monkeypatch, output, cost):
+    X, y, _ = make_eval(90, seed=4)
+    net = Network.create([784, 12, 10], "relu", output, cost, rng=np.random.default_rng(2))
+    result = evaluate(net, X, y, batch_size=7, class_names=FASHION, keep_probabilities=True)
+    assert np.array_equal(result.probabilities, infer.outputs(net, X, batch_size=7))
+    seen = {}
+    mistakes = plot.mistakes_figure
+
+    def recording(X_uint8, y_true, probs, *args, **kwargs):
+        seen["probs"] = probs
+        return mistakes(X_uint8, y_true, probs, *args, **kwargs)
+
+    monkeypatch.setattr(plot, "mistakes_figure", recording)
+    plot.eval_pictures(tmp_path, X, y, result, output=net.output)
+    expected = infer.probabilities(net, X, batch_size=7)
+    assert seen["probs"].dtype == np.float64 and np.array_equal(seen["probs"], expected)
+    assert np.array_equal(result.confusion_matrix.sum(axis=0),
+                          np.bincount(infer.labels(net, X, batch_size=7), minlength=10))
 
 
 # --- eval --plot ------------------------------------------------------------------------------
@@ -265,7 +324,7 @@ def test_eval_plot_writes_both_pictures(fashion_checkpoint, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"wrote {tmp_path / 'pics' / 'confusion.png'}" in result.output
     assert png_size(tmp_path / "pics" / "confusion.png") == (750, 650)
-    wrong = int((net.predict(scale01(X_test)) != y_test).sum())
+    wrong = int((infer.labels(net, X_test) != y_test).sum())
     rows = min(4, -(-wrong // 6))
     assert png_size(tmp_path / "pics" / "mistakes.png") == (1020, int(rows * 195 + 50))
 
@@ -290,3 +349,53 @@ def test_eval_plot_without_matplotlib_fails_first(fashion_checkpoint, tmp_path, 
         "Error: plotting needs matplotlib, which is not installed — install it with: pip install 'mlpcli[plot]'\n"
     )
     assert not (tmp_path / "p").exists()
+
+
+def test_eval_plot_into_a_path_under_a_file_fails_before_the_report(fashion_checkpoint, tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    target = blocker / "pics"
+    result = CliRunner().invoke(cli, ["eval", str(fashion_checkpoint[0]), "--plot", str(target)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""  # no report: the check comes before the evaluation
+    assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
+    assert str(target) in result.output and "is a file" in result.output
+    assert "Traceback" not in result.output and blocker.read_text() == "a file, not a folder"
+
+
+def test_eval_plot_into_an_unwritable_folder_fails_before_the_report(fashion_checkpoint, tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):  # a read-only folder (as root, chmod alone would not stop us)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    result = CliRunner().invoke(cli, ["eval", str(fashion_checkpoint[0]), "--plot", str(tmp_path / "new" / "p")])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "" and result.output.count("\n") == 1
+    assert f"{tmp_path / 'new' / 'p'} cannot be created in {tmp_path}" in result.output
+    assert "Permission denied" in result.output and not (tmp_path / "new").exists()
+    existing = CliRunner().invoke(cli, ["eval", str(fashion_checkpoint[0]), "--plot", str(tmp_path)])
+    assert existing.exit_code == 1 and existing.stdout == ""
+    assert f"{tmp_path} is not writable" in existing.output
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_eval_plot_into_a_read_only_folder_fails_before_the_report(fashion_checkpoint, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        result = CliRunner().invoke(cli, ["eval", str(fashion_checkpoint[0]), "--plot", str(folder)])
+    finally:
+        folder.chmod(0o755)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert f"{folder} is not writable" in result.output
+
+
+def test_picture_folder_errors_are_mlpcli_errors(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(MlpcliError, match="exists and is not a folder"):
+        plot.check_picture_folder(tmp_path / "f")
+    plot.check_picture_folder(tmp_path / "a" / "b")  # creatable: fine, and nothing is created
+    assert not (tmp_path / "a").exists() and list(tmp_path.iterdir()) == [tmp_path / "f"]

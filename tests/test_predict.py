@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from conftest import write_idx_folder
 from PIL import Image
 
-from mlpcli import checkpoint, predict
+from mlpcli import checkpoint, infer, predict
 from mlpcli.cli import cli
 from mlpcli.config import load_config
 from mlpcli.errors import ConfigError, DataError
@@ -75,7 +75,7 @@ def trained():
         for l in range(1, net.L + 1):
             net.W[l] -= 0.5 * dW[l]
             net.b[l] -= 0.5 * db[l]
-    assert (net.predict(scale01(X_test)) == y_test).all()  # the model is good on its own test set
+    assert (infer.labels(net, X_test) == y_test).all()  # the model is good on its own test set
     return net, X_test, y_test
 
 
@@ -173,9 +173,9 @@ def test_top_k_orders_by_probability_with_names():
 
 
 def test_non_softmax_outputs_become_scores_summing_to_one():
-    out = predict.as_probabilities(np.array([[0.2, 0.6, -0.5, 0.2]]), "identity")
+    out = infer.as_probabilities(np.array([[0.2, 0.6, -0.5, 0.2]]), "identity")
     assert np.allclose(out, [[0.2, 0.6, 0.0, 0.2]])
-    assert np.allclose(predict.as_probabilities(np.zeros((1, 4)), "sigmoid"), 0.25)
+    assert np.allclose(infer.as_probabilities(np.zeros((1, 4)), "sigmoid"), 0.25)
 
 
 def test_block_art_draws_ink_and_leaves_the_background_blank():
@@ -253,6 +253,47 @@ def test_predict_index_reports_the_true_label(trained):
     assert r.top[0].label == r.true_label
     with pytest.raises(ConfigError, match="out of range"):
         predict.predict_index(net, X_test, y_test, len(X_test), predict.class_names_for("mnist"))
+
+
+@pytest.mark.parametrize("output, cost", [("softmax", "log_likelihood"), ("sigmoid", "cross_entropy")])
+def test_predict_gives_the_probabilities_of_infer(trained, tmp_path, output, cost):
+    net, X_test, y_test = trained
+    if output != "softmax":  # a sigmoid net: predict must normalize the outputs as infer does
+        net = Network.create([784, 8, 10], "relu", output, cost, rng=np.random.default_rng(5))
+    names = predict.class_names_for("mnist")
+
+    def by_label(prediction):
+        return [g.probability for g in sorted(prediction.top, key=lambda g: g.label)]
+
+    everything = infer.probabilities(net, X_test)
+    for i in (0, len(X_test) - 1):
+        r = predict.predict_index(net, X_test, y_test, i, names, k=10)
+        assert np.array_equal(by_label(r), infer.probabilities(net, X_test[i : i + 1])[0])
+        np.testing.assert_allclose(by_label(r), everything[i], rtol=1e-5, atol=1e-7)  # float32 rounding
+    paths = [save_png(tmp_path / f"{i}.png", X_test[i].reshape(28, 28)) for i in (0, 7)]
+    results = predict.predict_files(net, paths, names, "none", k=10)
+    again = infer.probabilities(net, np.stack([r.pixels for r in results]))
+    assert [by_label(r) for r in results] == again.tolist()
+    assert not np.array_equal(again[0], again[1])
+
+
+def test_format_predictions_is_the_text_predict_prints():
+    names = ("zero", "one", "two")
+    pixels = np.zeros(784, np.uint8)
+    top = [predict.Guess(1, "one", 0.75), predict.Guess(0, "zero", 0.25)]
+    files = [predict.Prediction("a.png", pixels, top)]
+    assert predict.format_predictions(files, names, "digits", show=False) == (
+        "a.png  (preprocess: digits)\n  one    75.00%\n  zero   25.00%"
+    )
+    test = [predict.Prediction("test[3]", pixels, top, 0, "zero")]
+    text = predict.format_predictions(test, names, "none", show=True)
+    assert text.splitlines()[28:] == ["test[3]: true class zero — prediction wrong", "  one    75.00%",
+                                      "  zero   25.00%"]
+    assert text.splitlines()[:28] == predict.block_art(pixels).splitlines()
+    payload = json.loads(predict.format_predictions_json(test, "m.npz", "mnist", "none"))
+    assert payload == {"checkpoint": "m.npz", "dataset": "mnist", "preprocess": "none",
+                       "predictions": [{"source": "test[3]", "top": [g.to_json() for g in top],
+                                        "true": {"label": 0, "name": "zero"}}]}
 
 
 # --- the command -------------------------------------------------------------------------------
