@@ -110,7 +110,7 @@ def mlpcli_config(net, data, epochs, out_dir):
 
 
 class _EpochClock:
-    """A train() progress callback that only records when each epoch starts and ends."""
+    """A fit() progress callback that only records when each epoch starts and ends."""
 
     def __init__(self):
         self.starts, self.ends = [], []
@@ -131,13 +131,13 @@ class _EpochClock:
 def child_mlpcli(net, data, epochs):
     from mlpcli.data import load_splits
     from mlpcli.evaluate import evaluate
-    from mlpcli.train import train
+    from mlpcli.train import fit
 
     with tempfile.TemporaryDirectory(prefix="mlpcli-bench-") as tmp:
         config = mlpcli_config(net, data, epochs, Path(tmp) / "run")
         splits = load_splits(config.data)
         clock = _EpochClock()
-        history = train(config, splits, Path(tmp) / "run", progress=clock)
+        history = fit(config, splits, Path(tmp) / "run", progress=clock)
         test = evaluate(history.network, splits.X_test, splits.y_test)
     return {
         # start of an epoch to the end of its last checkpoint write: the whole epoch

@@ -5,13 +5,14 @@ The small public API (the CLI is built on exactly these)::
     import mlpcli
     config = mlpcli.load_config("fashion-mnist", ["training.epochs=5"])  # preset or YAML path
     splits = mlpcli.load_splits(config.data)        # uint8 train / validation / test arrays
-    history = mlpcli.fit(config, splits, "runs/fm") # = mlpcli.train.train: a run folder
+    history = mlpcli.fit(config, splits, "runs/fm") # trains into a run folder
     ckpt = mlpcli.load_checkpoint(history.best_checkpoint)
     labels = mlpcli.predict_labels(ckpt.network, splits.X_test)    # uint8 pixels in
     result = mlpcli.score(ckpt.network, splits.X_test, splits.y_test)  # accuracy, loss, …
 
-``fit`` and ``score`` are ``mlpcli.train.train`` and ``mlpcli.evaluate.evaluate`` under names
-that do not collide with those submodules. Names load lazily, so ``import mlpcli`` stays cheap.
+``fit`` is ``mlpcli.train.fit`` (``mlpcli.start_run`` = ``mlpcli.train.start`` starts a resumed
+or fine-tuned run: ``mlpcli.fit(mlpcli.start_run(None, resume="runs/fm/last.npz"), splits)``);
+``score`` is ``mlpcli.evaluate.evaluate``, under a name that does not hide that submodule. Names load lazily, so ``import mlpcli`` stays cheap.
 """
 
 __version__ = "0.1.0"
@@ -21,7 +22,8 @@ _EXPORTS = {
     "Config": ("mlpcli.config", "Config"),
     "load_splits": ("mlpcli.fetch", "load_splits"),
     "Splits": ("mlpcli.data", "Splits"),
-    "fit": ("mlpcli.train", "train"),
+    "fit": ("mlpcli.train", "fit"),
+    "start_run": ("mlpcli.train", "start"),
     "History": ("mlpcli.train", "History"),
     "load_checkpoint": ("mlpcli.checkpoint", "load"),
     "save_checkpoint": ("mlpcli.checkpoint", "save"),

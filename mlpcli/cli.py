@@ -296,9 +296,6 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
       mlpcli train --config nielsen-ch3 --init-from runs/exp1/best.npz   # fine-tune
       mlpcli train --config fashion-mnist --print-config > my.yaml
     """
-    import dataclasses
-    import os
-
     from mlpcli import train as training
     from mlpcli.config import dump_yaml, load_config
     from mlpcli.fetch import load_splits
@@ -310,22 +307,18 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
         from mlpcli import checkpoint as ckpt_io
 
         saved = ckpt_io.load(resume)
-        given = load_config(config_source, overrides) if config_source is not None else None
-        cfg = training.resume_config(saved, given, overrides)
-    else:
-        cfg = load_config(config_source, overrides)
-    if data_dir is not None:
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dir=os.path.abspath(data_dir)))
+    base = config_source if config_source is not None or saved is None else saved.config
+    cfg = load_config(base, overrides, data_dir=data_dir)
     if print_config:
+        if saved is not None:
+            cfg = training.resume_config(saved, cfg)
         click.echo(dump_yaml(cfg), nl=False)
         return
-    if saved is None:
-        training.check_run_dir(out or cfg.output.dir, overwrite)  # before a long data load
-    splits = load_splits(cfg.data, quiet=quiet)
+    run = training.start(cfg, out, resume=saved, init_from=init_from, overwrite=overwrite)
+    splits = load_splits(run.config.data, quiet=quiet)
     progress = training.Silent() if quiet else _TrainProgress()
     try:
-        history = training.train(cfg, splits, out, resume=saved, init_from=init_from, stop_after=stop_after,
-                                 overwrite=overwrite, progress=progress)
+        history = training.fit(run, splits, stop_after=stop_after, progress=progress)
     finally:
         if not quiet:
             progress.close()

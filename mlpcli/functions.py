@@ -284,17 +284,22 @@ def check_pair(output_name: str, cost_name: str) -> None:
         )
 
 
-def output_delta(output_name: str, cost_name: str, A: Array, Y: Array) -> Array:
+def output_delta(output_name: str, cost_name: str, A: Array, Y: Array, out: Array | None = None) -> Array:
     """Δ[L] = ∂J/∂Z[L] for J = (1/m) Σ_rows c(a, y)  (Bryant's and the
-    Einstein-notation derivation's eq. (1), corrected; Nielsen's BP1).
+    Einstein-notation derivation's eq. (1), corrected; Nielsen's BP1), into ``out`` if given.
 
     The 1/m of the batch mean lives here, once; backprop never divides by m again.
     """
-    m = A.shape[0]
+    m = np.asarray(A.shape[0], dtype=A.dtype)
     if (output_name, cost_name) in SIMPLIFIED_DELTA:
-        return (A - Y) / np.asarray(m, dtype=A.dtype)
-    G = COSTS[cost_name].gradient(A, Y) / np.asarray(m, dtype=A.dtype)  # ∂J/∂A[L]
-    return OUTPUTS[output_name].vjp(A, G)
+        D = np.subtract(A, Y, out=out)  # Δ = (A − Y)/m, in place
+        return np.divide(D, m, out=D)
+    G = COSTS[cost_name].gradient(A, Y) / m  # ∂J/∂A[L]
+    D = OUTPUTS[output_name].vjp(A, G)
+    if out is None:
+        return D
+    np.copyto(out, D)
+    return out
 
 
 def one_hot(labels: Array, n_classes: int = 10, dtype=np.float32) -> Array:

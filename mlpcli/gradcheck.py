@@ -136,13 +136,6 @@ def avoid_kinks(net: Network, forward: Callable[[], tuple], margin: float = KINK
     return moved
 
 
-def copy_network(net: Network, dtype=np.float64) -> Network:
-    """An independent copy of ``net`` with every parameter cast to ``dtype``."""
-    W = [None] + [w.astype(dtype, copy=True) for w in net.W[1:]]
-    b = [None] + [v.astype(dtype, copy=True) for v in net.b[1:]]
-    return Network(W, b, net.activations, net.output, net.cost)
-
-
 # --- one network ----------------------------------------------------------------------------
 
 
@@ -170,7 +163,7 @@ def check_network(
     deterministic function of the parameters again and finite differences apply.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
-    net = copy_network(net, dtype)
+    net = net.astype(dtype)  # a copy: the kink-avoiding nudges must not touch the caller's
     X, Y = np.asarray(X, dtype=dtype), np.asarray(Y, dtype=dtype)
     kwargs = {} if masks is None else {"masks": masks}
 
@@ -313,9 +306,7 @@ def check_config(
     labelled by layer) and lines that say what was checked."""
     rng = np.random.default_rng(seed)
     model = cfg.model
-    net = Network.create(
-        model.layers, model.activation, model.output, cfg.cost, model.init, rng, np.float64
-    )
+    net = Network.from_config(cfg, rng, dtype=np.float64)
     X, Y, n, where = config_batch(cfg, batch, rng)
     lam = cfg.regularization.l2
     activations = ",".join(dict.fromkeys(net.activations)) or "no hidden layer"

@@ -31,10 +31,11 @@ transposed to row-major batches as IDX stores them):
 Inputs are scaled to [0, 1] by ``scale01`` — the one preprocessing function every command
 uses — and checkpoints record it as ``PREPROCESS``.
 
-Each line of ``forward``/``backward`` is one equation; the in-place, fused NumPy that computes
-it fast lives in ``kernels.py``. Called with a ``kernels.Workspace`` (training), they write
-into its preallocated buffers; called without one (the public API, gradcheck), the same
-kernels allocate. Either way the numbers are the same.
+Each line of ``forward``/``backward`` is one equation; the in-place NumPy that computes it
+fast lives in ``kernels.py``. Called with a ``kernels.Workspace`` (training), they write into
+its preallocated buffers and the gradients into the network's own ``grad`` vector; called
+without one (the public API, gradcheck), the same kernels allocate. Either way the numbers
+are the same. The L2 term is added here, in ``backward``, and nowhere else.
 """
 
 from __future__ import annotations
@@ -56,14 +57,27 @@ def scale01(X: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> n
     return np.multiply(X, np.asarray(1 / 255, dtype=dtype), out=out, dtype=dtype)
 
 
+def per_hidden_layer(value, n_hidden: int) -> tuple:
+    """One value for all hidden layers, or one per hidden layer: a scalar (or a name) is
+    repeated ``n_hidden`` times, a sequence is returned as a tuple (its length unchecked)."""
+    if isinstance(value, (str, int, float)):
+        return (value,) * n_hidden
+    return tuple(value)
+
+
+def _per_layer(value, n_hidden: int, key: str, what: str) -> tuple:
+    values = per_hidden_layer(value, n_hidden)
+    if len(values) != n_hidden:
+        raise ConfigError(
+            f"model.{key} lists {len(values)} {what} for {n_hidden} hidden layers",
+            f"give one {what[:-1]} for all hidden layers, or exactly one per hidden layer",
+        )
+    return values
+
+
 def hidden_activations(activation: str | Sequence[str], n_hidden: int) -> list[str]:
     """One name for all hidden layers, or one per hidden layer (Bryant's g^[l])."""
-    names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
-    if len(names) != n_hidden:
-        raise ConfigError(
-            f"model.activation lists {len(names)} activations for {n_hidden} hidden layers",
-            "give one name for all hidden layers, or exactly one per hidden layer",
-        )
+    names = list(_per_layer(activation, n_hidden, "activation", "activations"))
     for name in names:
         F.hidden(name)
     return names
@@ -71,12 +85,7 @@ def hidden_activations(activation: str | Sequence[str], n_hidden: int) -> list[s
 
 def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float]:
     """One dropout rate for all hidden layers, or one per hidden layer; each in [0, 1)."""
-    rates = [dropout] * n_hidden if isinstance(dropout, (int, float, str)) else list(dropout)
-    if len(rates) != n_hidden:
-        raise ConfigError(
-            f"model.dropout lists {len(rates)} rates for {n_hidden} hidden layers",
-            "give one rate for all hidden layers, or exactly one per hidden layer",
-        )
+    rates = _per_layer(dropout, n_hidden, "dropout", "rates")
     for rate in rates:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ConfigError(
@@ -84,6 +93,16 @@ def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float
                 "use 0 for no dropout, e.g. 0.2 to drop a fifth of each hidden layer's units",
             )
     return [float(rate) for rate in rates]
+
+
+def _views(flat: np.ndarray, shapes) -> list[np.ndarray]:
+    """Consecutive views of ``flat`` with the given shapes."""
+    out, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(flat[start : start + size].reshape(shape))
+        start += size
+    return out
 
 
 def dropout_masks(
@@ -107,24 +126,39 @@ def dropout_masks(
 class Network:
     """Parameters W[1..L], b[1..L] and the functions of each layer.
 
+    All parameters live in ONE vector ``theta`` (weights W1..WL first, then biases b1..bL),
+    and ``W[l]``, ``b[l]`` are views of it; ``grad`` is the same layout for the gradients,
+    with views ``dW[l]``, ``db[l]``. An optimizer updates ``theta`` from ``grad`` in a few
+    calls over the whole vector, and whatever reads ``W[l]`` (forward, checkpoints) sees the
+    update. The weights are the prefix ``theta[:n_weights]``.
+
     ``activations`` holds the hidden layers' names (index l−1 for layer l < L);
     ``output`` and ``cost`` name the output layer and the per-example cost.
+    Constructed from per-layer arrays ``W``, ``b`` (index 0 None), which are copied into θ.
     """
 
     def __init__(self, W, b, activations, output, cost):
-        self.W = list(W)
-        self.b = list(b)
-        self.L = len(self.W) - 1
-        self.activations = hidden_activations(activations, self.L - 1)
+        self.layers = [W[1].shape[1]] + [w.shape[0] for w in W[1:]]
+        self.L = L = len(self.layers) - 1
+        arrays = list(W[1:]) + list(b[1:])
+        self.shapes = [a.shape for a in arrays]
+        self.n_weights = sum(w.size for w in W[1:])
+        self.theta = np.empty(sum(a.size for a in arrays), dtype=W[1].dtype)
+        self.grad = np.zeros_like(self.theta)
+        params, grads = _views(self.theta, self.shapes), _views(self.grad, self.shapes)
+        for view, array in zip(params, arrays):
+            view[...] = array
+        self.W, self.b = [None] + params[:L], [None] + params[L:]
+        self.dW, self.db = [None] + grads[:L], [None] + grads[L:]
+        self.activations = hidden_activations(activations, L - 1)
         F.check_pair(output, cost)
         self.output, self.cost = output, cost
         self.g = [None] + [F.hidden(a) for a in self.activations]  # g[l] for 1 ≤ l < L
         self.out = F.output(output)  # g_L
-        self.layers = [self.W[1].shape[1]] + [w.shape[0] for w in self.W[1:]]
 
     @property
     def dtype(self):
-        return self.W[1].dtype
+        return self.theta.dtype
 
     @classmethod
     def create(
@@ -164,6 +198,28 @@ class Network:
                 b.append(np.zeros(n_out, dtype=dtype))
         return cls(W, b, activation, output, cost)
 
+    @classmethod
+    def from_config(cls, config, rng: np.random.Generator | None = None, *, weights=None, dtype=None):
+        """The network ``config.model`` and ``config.cost`` describe, in ``dtype`` (default
+        ``config.training.dtype``): freshly initialized from ``rng``, or holding a copy of the
+        parameters of ``weights`` (another Network, e.g. a checkpoint's)."""
+        m = config.model
+        dtype = np.dtype(dtype or config.training.dtype)
+        if weights is None:
+            return cls.create(m.layers, m.activation, m.output, config.cost, m.init, rng, dtype)
+        if list(weights.layers) != list(m.layers):
+            raise ConfigError(f"the weights have layers {list(weights.layers)}, but model.layers is {list(m.layers)}",
+                              f"use --set model.layers={list(weights.layers)}".replace(" ", ""))
+        return cls(weights.W, weights.b, m.activation, m.output, config.cost).astype(dtype, copy=False)
+
+    def astype(self, dtype, copy: bool = True) -> "Network":
+        """This network with its parameters in ``dtype``: a new network, or itself when it
+        already is in ``dtype`` and ``copy`` is False (as ``numpy.ndarray.astype``)."""
+        if np.dtype(dtype) == self.dtype and not copy:
+            return self
+        return Network([None] + [w.astype(dtype) for w in self.W[1:]], [None] + [b.astype(dtype) for b in self.b[1:]],
+                       self.activations, self.output, self.cost)
+
     # --- forward --------------------------------------------------------------------------
 
     def forward(self, X: np.ndarray, masks: list | None = None, ws=None) -> tuple[list, list]:
@@ -185,17 +241,6 @@ class Network:
                 # a[l] ⊙ m[l]   (inverted dropout; without a workspace a new array, as g may return Z)
                 A[l] = np.multiply(A[l], masks[l], out=buf.A[l])
         return Z, A
-
-    def predict_proba(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """A[L] for X (already scaled), computed in batches so memory stays flat."""
-        out = np.empty((X.shape[0], self.layers[-1]), dtype=self.dtype)
-        for start in range(0, X.shape[0], batch_size):
-            out[start : start + batch_size] = self.forward(X[start : start + batch_size])[1][-1]
-        return out
-
-    def predict(self, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Predicted class per row: argmax_j a[L]_j."""
-        return self.predict_proba(X, batch_size).argmax(axis=1)
 
     # --- cost -----------------------------------------------------------------------------
 
@@ -221,20 +266,21 @@ class Network:
         self, Z: list, A: list, Y: np.ndarray, lam: float = 0.0, n: int = 1, masks=None, ws=None
     ):
         """∂J/∂W[l] and ∂J/∂b[l] for l = 1..L (index 0 is None), from ``forward``'s Z and A
-        (and the same dropout ``masks`` that forward was given). With a ``kernels.Workspace``
-        ``ws`` the gradients are written into its ``dW``/``db`` buffers."""
+        (and the same dropout ``masks`` that forward was given); λ, n as in the cost J. With a
+        ``kernels.Workspace`` ``ws`` the gradients are the network's own ``dW``/``db`` — views
+        of ``grad``, which the optimizer reads; without one they are new arrays."""
         L, W = self.L, self.W
         buf = ws or K.Fresh(L)
         dW, db = [None] * (L + 1), [None] * (L + 1)
-        # Δ[L] = ∂J/∂Z[L]   (eq. 1)
-        delta = K.output_delta(self.output, self.cost, A[L], Y, out=buf.delta[L], tmp=buf.tmp[L])
+        # Δ[L] = ∂J/∂Z[L]   (eq. 1, BP1)
+        delta = F.output_delta(self.output, self.cost, A[L], Y, out=K.buffer(buf.delta[L], A[L]))
         for l in range(L, 0, -1):
-            dW[l] = np.matmul(delta.T, A[l - 1], out=buf.dW[l])  # ∂J/∂W[l] = Δ[l]ᵀ A[l-1]   (eq. 3)
+            dW[l] = np.matmul(delta.T, A[l - 1], out=buf.dW[l])  # ∂J/∂W[l] = Δ[l]ᵀ A[l-1]   (eq. 3, BP4)
             if lam:
-                K.add_weight_decay(dW[l], W[l], lam / n)  # + (λ/n) W[l]   (L2, Bryant; n = training-set size)
-            db[l] = K.column_sums(delta, buf.ones, out=buf.db[l])  # ∂J/∂b[l] = Σ_rows Δ[l]   (eq. 3)
+                K.add_weight_decay(dW[l], W[l], lam / n, tmp=buf.block)  # + (λ/n) W[l]   (the L2 term; n = training-set size)
+            db[l] = K.column_sums(delta, buf.ones, out=buf.db[l])  # ∂J/∂b[l] = Σ_rows Δ[l]   (eq. 3, BP3)
             if l > 1:
-                # Δ[l-1] = (Δ[l] W[l]) ⊙ g'_{l-1}(z[l-1])   (eq. 2: W^{l+1}, σ' — not σ)
+                # Δ[l-1] = (Δ[l] W[l]) ⊙ g'_{l-1}(z[l-1])   (eq. 2, BP2: W^{l+1}, σ' — not σ)
                 delta = K.matmul(delta, W[l], out=buf.delta[l - 1])
                 g, M = self.g[l - 1], masks[l - 1] if masks is not None else None
                 if M is None:

@@ -1,13 +1,11 @@
 """Update rules (sgd, momentum, nesterov, adam) and learning-rate schedules.
 
-An optimizer updates a network's ``W[l]`` and ``b[l]`` IN PLACE from the gradients
-``dW[l]``, ``db[l]`` that ``Network.backward`` returns (the L2 term (λ/n)W[l] is in ``dW``
-when backward was given λ; training instead passes ``decay`` = λ/n to ``step``, which adds the
-same term inside the fused update). Its state is a flat dict of named arrays (``v_W1``,
-``m_b2``, ``t`` …) so that a checkpoint can save it and a resumed run continue exactly where
-it stopped. In training these arrays, the parameters and the gradients are views of one
-vector each (``kernels.Flat``) and ``step`` runs the fused kernels of ``kernels.py``, which
-do exactly the per-parameter operations written here.
+An optimizer updates a network's parameter vector θ (``network.theta``, of which every
+``W[l]`` and ``b[l]`` is a view) IN PLACE from its gradient vector ``network.grad``, which
+``Network.backward`` filled (L2 term included). Its state is flat vectors of the same layout
+(``v``; ``m`` and ``s``; and adam's step count ``t``). For checkpoints the state is also seen
+as named per-array views (``v_W1``, ``m_b2``, ``t`` …), so a resumed run continues exactly
+where it stopped.
 
 The rules, with g the gradient, η the learning rate of the epoch, μ the momentum:
 
@@ -16,6 +14,10 @@ The rules, with g the gradient, η the learning rate of the epoch, μ the moment
     nesterov   v ← μ v + g;          θ ← θ − η (g + μ v)      (Sutskever's look-ahead, rewritten)
     adam       m ← β1 m + (1−β1) g;  s ← β2 s + (1−β2) g²;  t ← t + 1
                θ ← θ − η m̂ / (√ŝ + ε),  m̂ = m / (1−β1ᵗ),  ŝ = s / (1−β2ᵗ)   (Kingma & Ba)
+
+Each rule is written once, as ``update`` over one block of the vectors: fused and in place,
+with a temporary t of the block's size. ``step`` runs it block by block (``kernels.blocks``),
+so for a large network each block is read from memory once for all the passes of the rule.
 
 Keeping v as the sum of gradients (not of steps) means a schedule that changes η changes the
 step at once, which is what the schedules below assume.
@@ -28,7 +30,6 @@ Python floats are converted to that dtype once per step, so float32 training sta
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import numpy as np
 
@@ -39,51 +40,35 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULES = ("constant", "step", "cosine")
 
 
-def _names(L: int) -> list[tuple[str, int, str]]:
-    """(parameter name, layer, kind) for W1, b1, …, WL, bL."""
-    return [(f"{kind}{l}", l, kind) for l in range(1, L + 1) for kind in ("W", "b")]
-
-
 class Optimizer:
     """Plain gradient descent; subclasses add state. ``step`` updates the network in place."""
 
     name = "sgd"
-    slots: tuple[str, ...] = ()  # per-parameter state arrays, e.g. ("v",) → v_W1, v_b1, …
+    slots: tuple[str, ...] = ()  # state vectors, e.g. ("v",); checkpoints name v_W1, v_b1, …
 
     def __init__(self, network):
-        self.dtype = network.dtype
-        self.L = network.L
-        self.state: dict[str, np.ndarray] = {}
-        for slot in self.slots:
-            for name, l, kind in _names(self.L):
-                param = network.W[l] if kind == "W" else network.b[l]
-                self.state[f"{slot}_{name}"] = np.zeros_like(param)
+        self.network, self.dtype = network, network.dtype
+        self.vectors = {slot: np.zeros_like(network.theta) for slot in self.slots}
+        self.state: dict[str, np.ndarray] = {}  # named views of the vectors (checkpoints)
+        names = [f"W{l}" for l in range(1, network.L + 1)] + [f"b{l}" for l in range(1, network.L + 1)]
+        for slot, vector in self.vectors.items():
+            for name, view in zip(names, _views_like(network, vector)):
+                self.state[f"{slot}_{name}"] = view
+        tmp = np.empty(min(network.theta.size, kernels.BLOCK) if network.theta.size > kernels.SPLIT_ABOVE
+                       else network.theta.size, dtype=self.dtype)
+        # (θ, g, t, *state) of each block, made once: the vectors never move
+        self._blocks = [(network.theta[b], network.grad[b], tmp[: b.stop - b.start],
+                         *(self.vectors[slot][b] for slot in self.slots))
+                        for b in kernels.blocks(network.theta.size)]
 
-    flat = None  # a kernels.Flat holding parameters, gradients and state (set by kernels.Flat)
+    def step(self, learning_rate: float) -> None:
+        """One update of every parameter of the network from its gradient ``network.grad``."""
+        lr = self.dtype.type(learning_rate)
+        for block in self._blocks:
+            self.update(lr, *block)
 
-    def step(self, network, dW: Sequence, db: Sequence, learning_rate: float, decay: float = 0.0) -> None:
-        """One update of every W[l], b[l] from the gradients dW, db.
-
-        ``decay`` = λ/n adds the L2 term (λ/n) W[l] to each weight gradient first, for callers
-        whose dW does not hold it yet (training folds it into the fused update this way).
-        When parameters, gradients and state are the views of a ``kernels.Flat``, the update
-        is that module's fused, cache-blocked kernel: the same operations, in the same order,
-        element by element, as the per-parameter rules below."""
-        lr, decay = self.dtype.type(learning_rate), self.dtype.type(decay)
-        if self.flat is not None and self.flat.holds(network, dW, db):
-            self._step_flat(self.flat, lr, decay)
-            return
-        for name, l, kind in _names(self.L):
-            param, grad = (network.W[l], dW[l]) if kind == "W" else (network.b[l], db[l])
-            if decay and kind == "W":
-                grad = grad + decay * param  # g + (λ/n) W   (the L2 term)
-            self._update(name, param, grad, lr)
-
-    def _update(self, name: str, param: np.ndarray, grad: np.ndarray, lr) -> None:
-        param -= lr * grad  # θ ← θ − η g
-
-    def _step_flat(self, flat, lr, decay) -> None:
-        kernels.sgd(flat, lr, decay)
+    def update(self, lr, p, g, t) -> None:
+        np.subtract(p, np.multiply(g, lr, out=t), out=p)  # θ ← θ − η g
 
     # --- state as named arrays (checkpoints) ----------------------------------------------
 
@@ -109,8 +94,18 @@ class Optimizer:
                     f"expected {self.state[key].shape}",
                     "the checkpoint does not belong to this network; use --init-from",
                 )
-            # in place: the arrays may be views of a kernels.Flat's state vector
+            # in place: the arrays are views of the state vectors
             self.state[key][...] = np.asarray(value, dtype=self.state[key].dtype)
+
+
+def _views_like(network, vector: np.ndarray) -> list[np.ndarray]:
+    """Views of ``vector`` shaped like W1..WL, b1..bL (θ's layout)."""
+    out, start = [], 0
+    for shape in network.shapes:
+        size = math.prod(shape)
+        out.append(vector[start : start + size].reshape(shape))
+        start += size
+    return out
 
 
 class SGD(Optimizer):
@@ -125,27 +120,20 @@ class Momentum(Optimizer):
         super().__init__(network)
         self.mu = self.dtype.type(momentum)
 
-    def _update(self, name, param, grad, lr):
-        v = self.state[f"v_{name}"]
-        v *= self.mu  # v ← μ v + g
-        v += grad
-        param -= lr * v  # θ ← θ − η v
-
-    def _step_flat(self, flat, lr, decay):
-        kernels.momentum(flat, lr, self.mu, decay)
+    def update(self, lr, p, g, t, v):
+        np.multiply(v, self.mu, out=v)  # v ← μ v + g
+        np.add(v, g, out=v)
+        np.subtract(p, np.multiply(v, lr, out=t), out=p)  # θ ← θ − η v
 
 
 class Nesterov(Momentum):
     name = "nesterov"
 
-    def _update(self, name, param, grad, lr):
-        v = self.state[f"v_{name}"]
-        v *= self.mu  # v ← μ v + g
-        v += grad
-        param -= lr * (grad + self.mu * v)  # θ ← θ − η (g + μ v)
-
-    def _step_flat(self, flat, lr, decay):
-        kernels.momentum(flat, lr, self.mu, decay, nesterov=True)
+    def update(self, lr, p, g, t, v):
+        np.multiply(v, self.mu, out=v)  # v ← μ v + g
+        np.add(v, g, out=v)
+        np.add(g, np.multiply(v, self.mu, out=t), out=t)  # θ ← θ − η (g + μ v)
+        np.subtract(p, np.multiply(t, lr, out=t), out=p)
 
 
 class Adam(Optimizer):
@@ -155,29 +143,33 @@ class Adam(Optimizer):
     def __init__(self, network, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(network)
         self.beta1, self.beta2 = float(beta1), float(beta2)
+        self.b1, self.b2 = self.dtype.type(beta1), self.dtype.type(beta2)
+        self.one_b1, self.one_b2 = self.dtype.type(1) - self.b1, self.dtype.type(1) - self.b2
         self.eps = self.dtype.type(eps)
         self.state["t"] = np.zeros((), dtype=np.int64)
 
-    def step(self, network, dW, db, learning_rate, decay=0.0):
+    def step(self, learning_rate):
         self.state["t"] += 1
         t = int(self.state["t"])
-        # Bias corrections in float64 once per step, then the dtype for the arrays.
-        self._c1 = self.dtype.type(1 / (1 - self.beta1**t))
-        self._c2 = self.dtype.type(1 / math.sqrt(1 - self.beta2**t))
-        self._b1, self._b2 = self.dtype.type(self.beta1), self.dtype.type(self.beta2)
-        super().step(network, dW, db, learning_rate, decay)
+        # Bias corrections in float64 once per step, then the dtype for the arrays:
+        # η m̂ / (√ŝ + ε) = (η c1) m / (√s c2 + ε), c1 = 1/(1−β1ᵗ), c2 = 1/√(1−β2ᵗ)
+        self.c1 = self.dtype.type(1 / (1 - self.beta1**t))
+        self.c2 = self.dtype.type(1 / math.sqrt(1 - self.beta2**t))
+        lr_c1 = self.dtype.type(learning_rate) * self.c1
+        for block in self._blocks:
+            self.update(lr_c1, *block)
 
-    def _step_flat(self, flat, lr, decay):
-        kernels.adam(flat, lr * self._c1, self._b1, self._b2, self._c2, self.eps, decay)
-
-    def _update(self, name, param, grad, lr):
-        m, s = self.state[f"m_{name}"], self.state[f"s_{name}"]
-        m *= self._b1  # m ← β1 m + (1 − β1) g
-        m += (1 - self._b1) * grad
-        s *= self._b2  # s ← β2 s + (1 − β2) g²
-        s += (1 - self._b2) * (grad * grad)
-        # θ ← θ − η m̂ / (√ŝ + ε)
-        param -= (lr * self._c1) * m / (np.sqrt(s) * self._c2 + self.eps)
+    def update(self, lr_c1, p, g, t, m, s):
+        np.multiply(m, self.b1, out=m)  # m ← β1 m + (1 − β1) g
+        np.add(m, np.multiply(g, self.one_b1, out=t), out=m)
+        np.multiply(s, self.b2, out=s)  # s ← β2 s + (1 − β2) g²
+        np.multiply(g, g, out=t)
+        np.add(s, np.multiply(t, self.one_b2, out=t), out=s)
+        np.sqrt(s, out=t)  # θ ← θ − (η c1) m / (√s c2 + ε)
+        np.multiply(t, self.c2, out=t)
+        np.add(t, self.eps, out=t)
+        np.divide(np.multiply(m, lr_c1, out=g), t, out=t)  # g is free now: it held this step's gradient
+        np.subtract(p, t, out=p)
 
 
 def make_optimizer(network, training) -> Optimizer:

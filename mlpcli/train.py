@@ -1,25 +1,26 @@
-"""The epoch loop: shuffled mini-batches, validation, early stopping, metrics, checkpoints.
+"""Training: a run is started, stepped epoch by epoch, and finished.
 
-``train(config, splits, out_dir)`` reads top to bottom like the algorithm:
+``fit(config, splits, out_dir)`` reads top to bottom like the algorithm:
 
-    rng  = Generator(training.seed)            the ONE source of randomness of a run
-    net  = Network.create(..., rng)            (or weights from --init-from / --resume)
+    run  = start(config, out_dir)               fresh, --resume or --init-from: decided once
+           rng = Generator(training.seed)       the ONE source of randomness of a run
+           net = Network.from_config(config, rng)    (or a checkpoint's weights)
     for each epoch:
-        η = schedule(epoch, epochs)            a pure function: resumes recompute it
-        for each chunk of rng.permutation(n):  one permutation per epoch
-            X = scale01(augment(X_uint8[chunk]))    data stays uint8 until here
+        η = schedule(epoch, epochs)             a pure function: resumes recompute it
+        for each chunk of rng.permutation(n):   one permutation per epoch
+            X = scale01(augment(X_uint8[chunk]))     data stays uint8 until here
             for each batch (a view) of the chunk:
                 Z, A = net.forward(X, dropout masks)
-                dW, db = net.backward(Z, A, Y)
-                optimizer.step(net, dW, db, η, λ/n)    adds the L2 term (λ/n)W to dW
-        validate; append metrics.jsonl; write best.npz (if better) and last.npz
+                net.backward(Z, A, Y, λ, n)     ∂J/∂θ, L2 term included, into net.grad
+                optimizer.step(η)               θ ← rule(θ, net.grad), in place
+        validate; commit the epoch: metrics.jsonl row, best.npz (if better), last.npz
+    finish: say where the best and last weights are
 
-The batches reuse preallocated buffers and the update is one fused kernel over all the
-parameters (kernels.py): same numbers as the plain per-array NumPy, far fewer calls.
-
-Every checkpoint stores the generator's state, the optimizer state and the best-so-far and
-early-stopping counters, so ``resume`` continues the same run bit for bit. Progress goes to a
-callback object (``Progress``); the tqdm bars live in the CLI.
+``start`` needs no data, so the CLI calls it before a long data load and every check of the
+run folder and the checkpoints happens once, there. The batches reuse preallocated buffers
+(``kernels.Workspace``). Every checkpoint stores the generator's state, the optimizer state
+and the best-so-far and early-stopping counters, so a resumed run continues the same run bit
+for bit. Progress goes to a callback object (``Progress``); the tqdm bars live in the CLI.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import signal
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -38,20 +38,24 @@ from typing import Protocol
 import numpy as np
 
 from mlpcli import checkpoint, kernels
-from mlpcli.runs import BEST, CONFIG_FILE, LAST, METRICS_FILE, atomic_text, default_run_dir as _default_run_dir, read_metrics, shown, write_metrics
 from mlpcli import functions as F
 from mlpcli.augment import augment
-from mlpcli.config import config_to_dict, dump_yaml, load_config
+from mlpcli.config import config_to_dict, dump_yaml
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from mlpcli.evaluate import evaluate
 from mlpcli.network import Network, dropout_masks, dropout_rates, scale01
 from mlpcli.optim import learning_rate, make_optimizer
+from mlpcli.runs import (BEST, CONFIG_FILE, LAST, METRICS_FILE, atomic_text, clean_temporaries,
+                         default_run_dir, read_metrics, shown, write_metrics)
 
+# Keys that say where things live, not what is trained: they may differ on --resume.
 LOCATION_KEYS = ("name", "data.dir", "data.path", "output.dir")
+# Exit status of a run ended by SIGTERM (128 + 15), as shells report it.
+SIGTERM_EXIT = 143
 
 
 class Progress(Protocol):
-    """What ``train`` reports as it goes. Every method is optional to act on."""
+    """What ``fit`` reports as it goes. Every method is optional to act on."""
 
     def start_epoch(self, epoch: int, epochs: int, n_batches: int) -> None: ...
     def batch(self, loss: float) -> None: ...
@@ -77,7 +81,7 @@ class Silent:
 
 @dataclass
 class History:
-    """What a call to ``train`` did. ``epochs`` holds every metrics.jsonl row of the run."""
+    """What a call to ``fit`` did. ``epochs`` holds every metrics.jsonl row of the run."""
 
     run_dir: Path
     network: Network
@@ -96,7 +100,7 @@ class History:
 
 
 @dataclass
-class _State:
+class State:
     """Everything besides weights and optimizer arrays that a resumed run needs."""
 
     epoch: int = 0  # completed epochs
@@ -106,302 +110,137 @@ class _State:
     es_bad_epochs: int = 0  # epochs since it last improved
 
 
-def train(
-    config,
-    splits,
-    out_dir=None,
-    *,
-    resume=None,
-    init_from=None,
-    stop_after: int | None = None,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-) -> History:
-    """Train ``config``'s network on ``splits`` into a run folder and return its ``History``.
+@dataclass
+class Run:
+    """A started run: where it writes, what it trains, and how far it got.
 
-    out_dir: the run folder (default ``config.output.dir``, else runs/<name>-<timestamp>).
-    resume: a checkpoint (path or loaded ``Checkpoint``) of an unfinished run — continue it
-        in its own folder. ``config``
-        may be None (use the checkpoint's) or must equal the checkpoint's config except for
-        ``training.epochs`` (which may grow) and where data and output live.
-    init_from: a checkpoint whose weights start a new run (fine-tuning).
-    stop_after: end cleanly after this epoch (counted from 1), as an interruption would.
-    overwrite: replace the checkpoints of an existing run folder.
+    ``replacing``: files of an earlier run in the folder (``--overwrite``), kept until this
+    run's first epoch is committed. ``resumed``: the checkpoint a resumed run continues."""
+
+    dir: Path
+    config: object
+    network: Network
+    optimizer: object
+    rng: np.random.Generator
+    state: State
+    meta: dict  # what every checkpoint's meta carries besides the epoch's own
+    rows: list[dict] = field(default_factory=list)
+    resumed: Path | None = None
+    replacing: list[str] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return self.config.training.epochs
+
+
+# --- start ----------------------------------------------------------------------------------------
+
+
+def start(config, out_dir=None, *, resume=None, init_from=None, overwrite: bool = False) -> Run:
+    """Decide what a run is — fresh, resumed or initialized from a checkpoint — and check its
+    folder, before any data is loaded. Nothing is written yet.
+
+    resume: a checkpoint (path or loaded ``Checkpoint``) of an unfinished run, continued in
+        its own folder. ``config`` may be None (the checkpoint's) or must equal the
+        checkpoint's config except for ``training.epochs`` (which may grow) and where data
+        and output live.
+    init_from: a checkpoint (path) whose weights start a new run (fine-tuning).
+    overwrite: train into a folder that holds another run; its files are replaced when this
+        run's first epoch is committed, not before.
     """
-    progress = progress or Silent()
     if resume is not None and init_from is not None:
         raise ConfigError("--resume and --init-from cannot be combined",
                           "--resume continues a run; --init-from starts a new one from its weights")
-    if stop_after is not None and stop_after < 1:
-        raise ConfigError(f"--stop-after must be >= 1, got {stop_after}")
-
     if resume is not None:
-        saved = resume if isinstance(resume, checkpoint.Checkpoint) else checkpoint.load(resume)
-        config = _resume_config(saved, config)
-        run_dir = saved.path.parent.resolve()
-        if out_dir is not None and Path(out_dir).resolve() != run_dir:
-            raise ConfigError(f"--resume writes into the checkpoint's own folder {run_dir}, not {out_dir}",
-                              "drop --out")
-        network = saved.network
-        state = _State(**{k: v for k, v in saved.meta.get("state", {}).items() if k in _State.__dataclass_fields__})
-        state.epoch = saved.epoch
-    else:
-        saved = None
-        run_dir = _new_run_dir(out_dir, config, overwrite)
-        state = _State()
-
-    _check_data(config, splits, saved)
+        return _resumed(resume, config, out_dir)
+    run_dir = _new_run_dir(out_dir, config)
+    replacing = check_run_dir(run_dir, overwrite)
     dtype = np.dtype(config.training.dtype)
     rng = np.random.default_rng(config.training.seed)
-    if saved is not None:
-        rng = _restore_rng(saved.meta.get("rng_state"), saved.path)
-        network = _cast(network, dtype)
-    elif init_from is not None:
-        network = _init_from(init_from, config, dtype)
+    if init_from is not None:
+        source = checkpoint.load(init_from)
+        try:
+            network = Network.from_config(config, weights=source.network, dtype=dtype)
+        except ConfigError as error:
+            raise ConfigError(f"--init-from {init_from}: {error.message}", error.hint) from None
     else:
-        m = config.model
-        network = Network.create(m.layers, m.activation, m.output, config.cost, m.init, rng, dtype)
+        network = Network.from_config(config, rng, dtype=dtype)
+    meta = {"init_from": str(init_from) if init_from is not None else None}
+    return Run(run_dir, config, network, make_optimizer(network, config.training), rng, State(), meta,
+               replacing=replacing)
+
+
+def _resumed(resume, config, out_dir) -> Run:
+    saved = resume if isinstance(resume, checkpoint.Checkpoint) else checkpoint.load(resume)
+    config = resume_config(saved, config)
+    run_dir = saved.path.parent.resolve()
+    if out_dir is not None and Path(out_dir).resolve() != run_dir:
+        raise ConfigError(f"--resume writes into the checkpoint's own folder {run_dir}, not {out_dir}", "drop --out")
+    if saved.epoch >= config.training.epochs:
+        raise ConfigError(f"{saved.path} already finished all {config.training.epochs} epochs of its run",
+                          f"extend it with --set training.epochs=N (N > {config.training.epochs}), "
+                          "or start a new run with --init-from")
+    _check_not_rewinding(saved, run_dir)
+    state = State(**{k: v for k, v in saved.meta.get("state", {}).items() if k in State.__dataclass_fields__})
+    state.epoch = saved.epoch
+    network = saved.network.astype(config.training.dtype, copy=False)
     optimizer = make_optimizer(network, config.training)
-    if saved is not None:
-        optimizer.load_state_dict(saved.optimizer_state)
-
-    epochs = config.training.epochs
-    if state.epoch >= epochs:
-        raise ConfigError(f"{saved.path} already finished all {epochs} epochs of its run",
-                          f"extend it with --set training.epochs=N (N > {epochs}), or start a new run with --init-from")
-    if stop_after is not None and stop_after <= state.epoch:
-        raise ConfigError(f"--stop-after {stop_after}, but the checkpoint already holds epoch {state.epoch}",
-                          "give a later epoch")
-
-    rows = read_metrics(run_dir, through=state.epoch, strict=False) if saved is not None else []
-    atomic_text(run_dir / CONFIG_FILE, dump_yaml(config))
-    write_metrics(run_dir, rows)
-    progress.message(f"run folder: {shown(run_dir)}")
-    if saved is not None:
-        progress.message(f"resuming from {saved.path} at epoch {state.epoch} of {epochs}")
-    n_val = len(splits.y_val)
-    if n_val == 0:
-        progress.message("validation: 0 — no validation split, so no best.npz will be written (use last.npz)")
-
-    history = History(run_dir, network, rows, "completed", state.best_epoch, state.best_val_accuracy)
-    X, y = splits.X_train, splits.y_train
-    n = len(y)
-    lam = config.regularization.l2
-    rates = dropout_rates(config.model.dropout, network.L - 1)
-    # Parameters, gradients and optimizer state become views of one vector each, so a step's
-    # update is one fused kernel; buffers for the batches are allocated once (kernels.py).
-    flat = kernels.Flat(network, optimizer)
-    buffers = _Buffers(network, config.training.batch_size, n, flat)
-    meta_extra = {"dataset": getattr(splits, "dataset", config.data.dataset), "n_train": n,
-                  "init_from": str(init_from) if init_from is not None else
-                  (saved.meta.get("init_from") if saved is not None else None)}
-    try:
-        for epoch in range(state.epoch, epochs):
-            started = time.perf_counter()
-            lr = learning_rate(config.training.learning_rate, config.training.schedule, epoch, epochs)
-            n_batches = -(-n // config.training.batch_size)
-            progress.start_epoch(epoch + 1, epochs, n_batches)
-            # Overflow shows up as inf/NaN in the loss, which is checked: no warnings needed.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                train_loss, train_accuracy = _train_epoch(
-                    network, optimizer, X, y, rng, config, lr, lam, rates, progress, epoch + 1, buffers
-                )
-                val = evaluate(network, splits.X_val, splits.y_val) if n_val else None
-            if val is not None and not math.isfinite(val.loss):
-                raise _diverged(config, epoch + 1, "the validation loss", val.loss, run_dir, state.epoch)
-            metrics = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "train_accuracy": train_accuracy,
-                "val_loss": val.loss if val else None,
-                "val_accuracy": val.accuracy if val else None,
-                "l2_penalty": network.l2_penalty(lam, n),
-                "learning_rate": lr,
-                "seconds": round(time.perf_counter() - started, 3),
-            }
-            improved = _update_state(state, metrics, config)
-            rows.append(metrics)
-            with _sigint_deferred():
-                write_metrics(run_dir, rows)
-                meta = {"epoch": epoch + 1, "metrics": metrics, "rng_state": rng.bit_generator.state,
-                        "state": dataclasses.asdict(state), **meta_extra}
-                opt_state = optimizer.state_dict()
-                if improved:
-                    checkpoint.save(run_dir / BEST, network, config, meta, opt_state)
-                checkpoint.save(run_dir / LAST, network, config, meta, opt_state)
-                state.epoch = epoch + 1
-            history.best_epoch, history.best_val_accuracy = state.best_epoch, state.best_val_accuracy
-            progress.end_epoch(metrics)
-
-            es = config.training.early_stopping
-            if es is not None and state.es_bad_epochs >= es.patience:
-                history.stopped = "early_stopping"
-                progress.message(f"early stopping: {es.metric} has not improved for {es.patience} epochs "
-                                 f"(best at epoch {_es_best_epoch(rows, es.metric)})")
-                break
-            if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < epochs:
-                history.stopped = "stop_after"
-                progress.message(f"stopped after epoch {epoch + 1} of {epochs} (--stop-after); "
-                                 f"resume with: mlpcli train --resume {shown(run_dir / LAST)}")
-                break
-    except KeyboardInterrupt:
-        raise _interrupted(run_dir, state.epoch, epochs) from None
-    except _Diverged as d:
-        raise _diverged(config, d.epoch, "the training loss", d.value, run_dir, state.epoch) from None
-
-    if n_val == 0:
-        progress.message(f"validation: 0 — no best.npz; the final weights are in {shown(run_dir / LAST)}")
-    elif state.best_epoch is not None:
-        progress.message(f"best val_accuracy {state.best_val_accuracy:.4f} at epoch {state.best_epoch}: "
-                         f"{shown(run_dir / BEST)}")
-    progress.message(f"run folder: {shown(run_dir)}")
-    return history
+    optimizer.load_state_dict(saved.optimizer_state)
+    meta = {"init_from": saved.meta.get("init_from"), "n_train": saved.meta.get("n_train")}
+    rows = read_metrics(run_dir, through=state.epoch, strict=False)
+    return Run(run_dir, config, network, optimizer, _restore_rng(saved.meta.get("rng_state"), saved.path),
+               state, meta, rows, resumed=saved.path)
 
 
-# --- one epoch ----------------------------------------------------------------------------------
-
-
-class _Diverged(Exception):
-    def __init__(self, epoch: int, value: float):
-        self.epoch, self.value = epoch, value
-
-
-# Training examples prepared at a time (rounded to whole batches): 4096 float32 images are
-# 12.8 MB. See _train_epoch.
-CHUNK = 4096
-
-
-class _Buffers:
-    """Arrays every batch of a run reuses: one chunk of inputs X, targets Y and outputs A[L],
-    and a ``kernels.Workspace`` per batch size (an epoch's last batch may be shorter)."""
-
-    def __init__(self, network, batch_size: int, n: int, flat):
-        per_chunk = max(1, CHUNK // batch_size) * batch_size
-        self.chunk = min(per_chunk, -(-n // batch_size) * batch_size)
-        self.X = np.empty((self.chunk, network.layers[0]), dtype=network.dtype)
-        self.Y = np.empty((self.chunk, network.layers[-1]), dtype=network.dtype)
-        self.AL = np.empty_like(self.Y)
-        self.network, self.flat, self._ws = network, flat, {}
-
-    def workspace(self, m: int):
-        if m not in self._ws:
-            self._ws[m] = kernels.Workspace(self.network, m, self.flat)
-        return self._ws[m]
-
-    def one_hot(self, labels: np.ndarray) -> np.ndarray:
-        Y = self.Y[: len(labels)]
-        Y.fill(0)
-        Y[np.arange(len(labels)), labels] = 1
-        return Y
-
-
-def _train_epoch(network, optimizer, X, y, rng, config, lr, lam, rates, progress, epoch, buffers):
-    """One pass over the training set in shuffled mini-batches; (mean loss, accuracy).
-
-    What does not have to happen per batch happens once per chunk of ``buffers.chunk``
-    examples of the epoch's one permutation: gather their uint8 rows, augment, ``scale01`` to
-    the network's dtype, one-hot encode. A batch is then a view of the chunk, and forward,
-    backward and the update reuse preallocated buffers (kernels.py). Each batch's output A[L]
-    is written into the chunk's output array, from which every batch's loss (its exact data
-    cost) and the accuracy are computed once per chunk, vectorized; ``progress.batch`` hears
-    each batch's loss then, and a non-finite loss stops training at the end of that chunk.
-    The L2 term (λ/n) W is added inside the optimizer's fused update (``decay``) instead of by
-    ``backward``: the same operations on the same numbers.
-    """
-    n, m, L, dtype = len(y), config.training.batch_size, network.L, network.dtype
-    shift, flip = config.data.augment.shift, config.data.augment.flip
-    decay, dropout = lam / n, any(rates)
-    cost = F.COSTS[network.cost].fn
-    order = rng.permutation(n)  # one permutation per epoch
-    total_loss, correct = 0.0, 0
-    full = buffers.workspace(m)
-    for first in range(0, n, buffers.chunk):
-        rows = order[first : first + buffers.chunk]
-        k, labels = len(rows), y[rows]
-        Xc = scale01(augment(X[rows], rng, shift, flip), dtype, out=buffers.X[:k])
-        Yc, AL = buffers.one_hot(labels), buffers.AL[:k]
-        for start in range(0, k, m):
-            ws = full if start + m <= k else buffers.workspace(k - start)
-            ws.A[L] = AL[start : start + m]  # this batch's outputs go straight into the chunk's
-            masks = dropout_masks(network.layers, rates, ws.m, rng, dtype) if dropout else None
-            Z, A = network.forward(Xc[start : start + m], masks, ws)
-            dW, db = network.backward(Z, A, Yc[start : start + m], 0.0, n, masks, ws)
-            optimizer.step(network, dW, db, lr, decay)
-        # (1/m) Σ c(a, y) of every batch of the chunk, as network.data_cost computes it
-        costs = cost(AL, Yc)
-        whole = k // m * m
-        losses = list(costs[:whole].reshape(-1, m).mean(axis=1, dtype=np.float64))
-        if whole < k:
-            losses.append(costs[whole:].mean(dtype=np.float64))
-        for i, loss in enumerate(map(float, losses)):
-            if not math.isfinite(loss):
-                raise _Diverged(epoch, loss)
-            total_loss += loss * min(m, k - i * m)
-            progress.batch(loss)
-        correct += int(np.count_nonzero(AL.argmax(axis=1) == labels))
-    if not all(np.isfinite(w).all() for w in network.W[1:]):
-        raise _Diverged(epoch, float("nan"))
-    return total_loss / n, correct / n
-
-
-def _update_state(state: _State, metrics: dict, config) -> bool:
-    """Update best-so-far and early-stopping counters; True when val_accuracy improved."""
-    acc = metrics["val_accuracy"]
-    improved = acc is not None and (state.best_val_accuracy is None or acc > state.best_val_accuracy)
-    if improved:
-        state.best_epoch, state.best_val_accuracy = metrics["epoch"], acc
-    es = config.training.early_stopping
-    if es is not None and metrics[es.metric] is not None:
-        value = metrics[es.metric]
-        better = state.es_best is None or (value > state.es_best if es.metric == "val_accuracy" else value < state.es_best)
-        if better:
-            state.es_best, state.es_bad_epochs = value, 0
-        else:
-            state.es_bad_epochs += 1
-    return improved
-
-
-def _es_best_epoch(rows: list[dict], metric: str) -> int:
-    pick = max if metric == "val_accuracy" else min
-    return pick(rows, key=lambda r: r[metric])["epoch"]
-
-
-# --- run folders, resume, init ------------------------------------------------------------------
-
-
-def _new_run_dir(out_dir, config, overwrite: bool) -> Path:
-    if out_dir is None and config.output.dir:
-        out_dir = config.output.dir
-    if out_dir is None:
-        run_dir = _default_run_dir(config.name)
-        base, k = run_dir, 2
-        while run_dir.exists():  # two runs started in the same second
-            run_dir, k = base.with_name(f"{base.name}-{k}"), k + 1
-    else:
-        run_dir = Path(out_dir)
-    check_run_dir(run_dir, overwrite)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for name in (LAST, BEST, METRICS_FILE):
-        (run_dir / name).unlink(missing_ok=True)
-    return run_dir.resolve()
-
-
-def check_run_dir(run_dir, overwrite: bool = False) -> None:
-    """Raise CheckpointError if ``run_dir`` holds checkpoints (unless ``overwrite``) or is a file."""
-    if run_dir is None:
+def _check_not_rewinding(saved, run_dir: Path) -> None:
+    """Resuming from an earlier checkpoint (best.npz) would overwrite later epochs of last.npz."""
+    last = run_dir / LAST
+    if saved.path.resolve() == last.resolve() or not last.is_file():
         return
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise CheckpointError(f"run folder {run_dir} exists and is not a folder", "choose another --out")
-    existing = sorted(p.name for p in run_dir.glob("*.npz")) if run_dir.is_dir() else []
-    if existing and not overwrite:
-        raise CheckpointError(
-            f"run folder {run_dir} already holds checkpoints ({', '.join(existing)})",
-            f"continue it with --resume {run_dir / LAST}, choose another --out, or pass --overwrite",
+    try:
+        later = checkpoint.load(last).epoch
+    except CheckpointError:
+        return
+    if later > saved.epoch:
+        raise ConfigError(
+            f"{saved.path} holds epoch {saved.epoch}, but {shown(last)} in the same run folder holds epoch "
+            f"{later}; resuming from it would overwrite the later epochs",
+            f"resume from {shown(last)}, or start a new run from these weights with --init-from {saved.path}",
         )
 
 
-def _resume_config(saved, config):
+def _new_run_dir(out_dir, config) -> Path:
+    if out_dir is None and config.output.dir:
+        out_dir = config.output.dir
+    if out_dir is not None:
+        return Path(out_dir).resolve()
+    run_dir = default_run_dir(config.name)
+    base, k = run_dir, 2
+    while run_dir.exists():  # two runs started in the same second
+        run_dir, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return run_dir.resolve()
+
+
+def check_run_dir(run_dir, overwrite: bool = False) -> list[str]:
+    """The files of an earlier run in ``run_dir`` (checkpoints, metrics.jsonl) that
+    ``--overwrite`` will replace; a CheckpointError if there are any and not ``overwrite``,
+    or if ``run_dir`` is not a folder."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(f"run folder {run_dir} exists and is not a folder", "choose another --out")
+    if not run_dir.is_dir():
+        return []
+    checkpoints = sorted(p.name for p in run_dir.glob("*.npz"))
+    existing = checkpoints + [METRICS_FILE] * (run_dir / METRICS_FILE).exists()
+    if existing and not overwrite:
+        what = f"checkpoints ({', '.join(checkpoints)})" if checkpoints else f"the {METRICS_FILE} of an earlier run"
+        resume = f"continue it with --resume {run_dir / LAST}, " if (run_dir / LAST).is_file() else ""
+        raise CheckpointError(f"run folder {run_dir} already holds {what}",
+                              f"{resume}choose another --out, or pass --overwrite")
+    return existing
+
+
+def resume_config(saved, config):
     """The config a resumed run continues with: the checkpoint's, with at most more epochs."""
     if config is None:
         return saved.config
@@ -409,9 +248,9 @@ def _resume_config(saved, config):
     differ = [k for k in sorted(set(old) | set(new))
               if k not in LOCATION_KEYS and k != "training.epochs" and old.get(k) != new.get(k)]
     if differ:
-        shown = ", ".join(f"{k} ({old.get(k)!r} → {new.get(k)!r})" for k in differ[:4])
+        listed = ", ".join(f"{k} ({old.get(k)!r} → {new.get(k)!r})" for k in differ[:4])
         raise ConfigError(
-            f"--resume continues the checkpoint's run, but the given config differs in {shown}",
+            f"--resume continues the checkpoint's run, but the given config differs in {listed}",
             "drop --config (the checkpoint's config is used; only --set training.epochs=N may change), "
             "or start a new run from its weights with --init-from",
         )
@@ -419,24 +258,6 @@ def _resume_config(saved, config):
         raise ConfigError(f"training.epochs={config.training.epochs} is less than the "
                           f"{saved.epoch} epochs {saved.path} already holds")
     return dataclasses.replace(config, name=saved.config.name)
-
-
-def resume_config(saved, config=None, overrides=()):
-    """The config a resumed run continues with: ``config`` (checked against the checkpoint's)
-    or else the checkpoint's own with ``overrides`` (e.g. training.epochs=N) applied."""
-    if config is None:
-        config = config_for_resume(saved.config, overrides)
-    return _resume_config(saved, config)
-
-
-def config_for_resume(saved_config, overrides=()):
-    """A checkpoint's config with ``--set`` overrides applied (e.g. training.epochs=N)."""
-    if not overrides:
-        return saved_config
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "checkpoint.yaml"
-        path.write_text(dump_yaml(saved_config), encoding="utf-8")
-        return dataclasses.replace(load_config(path, overrides), name=saved_config.name)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -459,54 +280,305 @@ def _restore_rng(state, path) -> np.random.Generator:
     return np.random.Generator(bit_generator)
 
 
-def _cast(network: Network, dtype) -> Network:
-    if network.dtype == dtype:
-        return network
-    return Network([None] + [w.astype(dtype) for w in network.W[1:]],
-                   [None] + [b.astype(dtype) for b in network.b[1:]],
-                   network.activations, network.output, network.cost)
+# --- the run: open, epochs, commit, finish -----------------------------------------------------------
 
 
-def _init_from(path, config, dtype) -> Network:
-    source = checkpoint.load(path)
-    if list(source.network.layers) != list(config.model.layers):
-        raise ConfigError(
-            f"--init-from {path} has layers {list(source.network.layers)}, "
-            f"but model.layers is {list(config.model.layers)}",
-            f"use --set model.layers={list(source.network.layers)}".replace(" ", ""),
-        )
-    net = source.network
-    return _cast(Network(net.W, net.b, config.model.activation, config.model.output, config.cost), dtype)
+def fit(run, splits, out_dir=None, *, stop_after: int | None = None, progress: Progress | None = None) -> History:
+    """Train a run on ``splits`` and return its ``History``. ``run`` is what ``start``
+    returned, or a config (then ``start(config, out_dir)``: a fresh run).
+
+    stop_after: end cleanly after this epoch (counted from 1), as an interruption would.
+    """
+    if not isinstance(run, Run):
+        run = start(run, out_dir)
+    if stop_after is not None and stop_after <= run.state.epoch:
+        raise ConfigError(f"--stop-after {stop_after}, but the checkpoint already holds epoch {run.state.epoch}",
+                          "give a later epoch")
+    progress = progress or Silent()
+    _open(run, splits, progress)
+    history = History(run.dir, run.network, run.rows, "completed", run.state.best_epoch, run.state.best_val_accuracy)
+    trainer = _Epochs(run, splits, progress)
+    with _terminate_as_interrupt():
+        try:
+            for epoch in range(run.state.epoch, run.epochs):
+                metrics = trainer.epoch(epoch)
+                _commit(run, metrics)
+                history.best_epoch, history.best_val_accuracy = run.state.best_epoch, run.state.best_val_accuracy
+                progress.end_epoch(metrics)
+                history.stopped = _stop_reason(run, stop_after, progress)
+                if history.stopped != "completed":
+                    break
+        except KeyboardInterrupt as stop:
+            raise _interrupted(run, isinstance(stop, _Terminated)) from None
+        except _Diverged as d:
+            raise _diverged(run, d.epoch, d.what, d.value) from None
+    _finish(run, splits, progress)
+    return history
 
 
-def _check_data(config, splits, saved) -> None:
-    width = splits.X_train.shape[1]
-    if width != config.model.layers[0]:
-        raise ConfigError(f"model.layers starts at {config.model.layers[0]}, but the data has {width} inputs")
+def _open(run: Run, splits, progress) -> None:
+    """Check the data against the run, create the folder, clean what a killed run left."""
+    _check_data(run, splits)
+    run.meta.update(dataset=getattr(splits, "dataset", run.config.data.dataset), n_train=len(splits.y_train))
+    try:
+        run.dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CheckpointError(f"cannot create run folder {run.dir}: {error.strerror or error}",
+                              "choose another --out") from None
+    clean_temporaries(run.dir)
+    if not run.replacing:
+        atomic_text(run.dir / CONFIG_FILE, dump_yaml(run.config))
+        if run.resumed is not None:
+            write_metrics(run.dir, run.rows)
+    progress.message(f"run folder: {shown(run.dir)}")
+    progress.message(model_summary(run, splits))
+    if run.resumed is not None:
+        progress.message(f"resuming from {run.resumed} at epoch {run.state.epoch} of {run.epochs}")
+    if len(splits.y_val) == 0:
+        progress.message("validation: 0 — no validation split, so no best.npz will be written (use last.npz)")
+
+
+def model_summary(run: Run, splits) -> str:
+    """One line: layers, parameters, activations, optimizer, data sizes."""
+    net, t = run.network, run.config.training
+    acts = "/".join(dict.fromkeys(net.activations)) or "none"
+    return (f"model: {'-'.join(map(str, net.layers))} ({net.theta.size:,} parameters), {acts} → "
+            f"{net.output} + {net.cost}; {t.optimizer} lr {t.learning_rate:g}, batch {t.batch_size}, "
+            f"{t.epochs} epochs, {net.dtype}; data: {len(splits.y_train):,} train, "
+            f"{len(splits.y_val):,} validation")
+
+
+def _check_data(run: Run, splits) -> None:
+    width, layers = splits.X_train.shape[1], run.config.model.layers
+    if width != layers[0]:
+        raise ConfigError(f"model.layers starts at {layers[0]}, but the data has {width} inputs")
     if len(splits.y_train) == 0:
         raise ConfigError("the training split is empty", "lower data.validation")
-    if saved is not None and saved.meta.get("n_train") not in (None, len(splits.y_train)):
+    if run.resumed is not None and run.meta.get("n_train") not in (None, len(splits.y_train)):
         raise ConfigError(
-            f"the checkpoint was trained on {saved.meta['n_train']} examples, this data has "
+            f"the checkpoint was trained on {run.meta['n_train']} examples, this data has "
             f"{len(splits.y_train)}", "resume with the same data and data.validation",
         )
 
 
-# --- files ----------------------------------------------------------------------------------
+def _commit(run: Run, metrics: dict) -> None:
+    """Write one epoch as a unit — its metrics row, best.npz when it improved, last.npz — with
+    Ctrl-C and SIGTERM held until all are written. The first commit of an ``--overwrite`` run
+    replaces the earlier run's files."""
+    improved = _update_state(run.state, metrics, run.config)
+    state = dataclasses.replace(run.state, epoch=metrics["epoch"])
+    meta = {"epoch": metrics["epoch"], "metrics": metrics, "rng_state": run.rng.bit_generator.state,
+            "state": dataclasses.asdict(state), **run.meta}
+    opt_state = run.optimizer.state_dict()
+    with _signals_deferred():
+        if improved:
+            checkpoint.save(run.dir / BEST, run.network, run.config, meta, opt_state)
+        checkpoint.save(run.dir / LAST, run.network, run.config, meta, opt_state)
+        write_metrics(run.dir, run.rows + [metrics])
+        if run.replacing:
+            atomic_text(run.dir / CONFIG_FILE, dump_yaml(run.config))
+            if not improved:
+                (run.dir / BEST).unlink(missing_ok=True)
+            run.replacing = []
+        run.rows.append(metrics)
+        run.state = state
+
+
+def _stop_reason(run: Run, stop_after: int | None, progress) -> str:
+    """completed (go on), early_stopping or stop_after, saying why when it stops."""
+    es, done = run.config.training.early_stopping, run.state.epoch
+    if es is not None and run.state.es_bad_epochs >= es.patience:
+        pick = max if es.metric == "val_accuracy" else min
+        best = pick(run.rows, key=lambda r: r[es.metric])["epoch"]
+        progress.message(f"early stopping: {es.metric} has not improved for {es.patience} epochs (best at epoch {best})")
+        return "early_stopping"
+    if stop_after is not None and done >= stop_after and done < run.epochs:
+        progress.message(f"stopped after epoch {done} of {run.epochs} (--stop-after); "
+                         f"resume with: mlpcli train --resume {shown(run.dir / LAST)}")
+        return "stop_after"
+    return "completed"
+
+
+def _update_state(state: State, metrics: dict, config) -> bool:
+    """Update best-so-far and early-stopping counters; True when val_accuracy improved."""
+    acc = metrics["val_accuracy"]
+    improved = acc is not None and (state.best_val_accuracy is None or acc > state.best_val_accuracy)
+    if improved:
+        state.best_epoch, state.best_val_accuracy = metrics["epoch"], acc
+    es = config.training.early_stopping
+    if es is not None and metrics[es.metric] is not None:
+        value = metrics[es.metric]
+        better = state.es_best is None or (value > state.es_best if es.metric == "val_accuracy" else value < state.es_best)
+        if better:
+            state.es_best, state.es_bad_epochs = value, 0
+        else:
+            state.es_bad_epochs += 1
+    return improved
+
+
+def _finish(run: Run, splits, progress) -> None:
+    if len(splits.y_val) == 0:
+        progress.message(f"validation: 0 — no best.npz; the final weights are in {shown(run.dir / LAST)}")
+    elif run.state.best_epoch is not None:
+        progress.message(f"best val_accuracy {run.state.best_val_accuracy:.4f} at epoch {run.state.best_epoch}: "
+                         f"{shown(run.dir / BEST)}")
+    progress.message(f"run folder: {shown(run.dir)}")
+
+
+# --- one epoch ----------------------------------------------------------------------------------
+
+
+class _Diverged(Exception):
+    def __init__(self, epoch: int, value: float, what: str = "the training loss"):
+        self.epoch, self.value, self.what = epoch, value, what
+
+
+# Training examples prepared at a time (rounded to whole batches): 4096 float32 images are
+# 12.8 MB. See _Epochs.train.
+CHUNK = 4096
+
+
+class _Epochs:
+    """The epochs of one run over one data set, with the arrays every batch reuses: one chunk
+    of inputs X, targets Y and outputs A[L], and a ``kernels.Workspace`` per batch size (an
+    epoch's last batch may be shorter)."""
+
+    def __init__(self, run: Run, splits, progress):
+        net, m, n = run.network, run.config.training.batch_size, len(splits.y_train)
+        self.run, self.splits, self.progress = run, splits, progress
+        self.rates = dropout_rates(run.config.model.dropout, net.L - 1)
+        self.chunk = min(max(1, CHUNK // m) * m, -(-n // m) * m)
+        self.X = np.empty((self.chunk, net.layers[0]), dtype=net.dtype)
+        self.Y = np.empty((self.chunk, net.layers[-1]), dtype=net.dtype)
+        self.AL = np.empty_like(self.Y)
+        self._ws: dict[int, kernels.Workspace] = {}
+
+    def workspace(self, m: int) -> kernels.Workspace:
+        if m not in self._ws:
+            self._ws[m] = kernels.Workspace(self.run.network, m)
+        return self._ws[m]
+
+    def one_hot(self, labels: np.ndarray) -> np.ndarray:
+        Y = self.Y[: len(labels)]
+        Y.fill(0)
+        Y[np.arange(len(labels)), labels] = 1
+        return Y
+
+    def epoch(self, epoch: int) -> dict:
+        """Train epoch ``epoch`` (0-based) and validate: its metrics row."""
+        run, splits, t = self.run, self.splits, self.run.config.training
+        started = time.perf_counter()
+        lr = learning_rate(t.learning_rate, t.schedule, epoch, run.epochs)
+        self.progress.start_epoch(epoch + 1, run.epochs, -(-len(splits.y_train) // t.batch_size))
+        # Overflow shows up as inf/NaN in the loss, which is checked: no warnings needed.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            train_loss, train_accuracy = self.train(lr, epoch + 1)
+            val = evaluate(run.network, splits.X_val, splits.y_val) if len(splits.y_val) else None
+        if val is not None and not math.isfinite(val.loss):
+            raise _Diverged(epoch + 1, val.loss, "the validation loss")
+        return {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            "val_loss": val.loss if val else None,
+            "val_accuracy": val.accuracy if val else None,
+            "l2_penalty": run.network.l2_penalty(run.config.regularization.l2, len(splits.y_train)),
+            "learning_rate": lr,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+    def train(self, lr: float, epoch: int) -> tuple[float, float]:
+        """One pass over the training set in shuffled mini-batches; (mean loss, accuracy).
+
+        What does not have to happen per batch happens once per chunk of ``self.chunk``
+        examples of the epoch's one permutation: gather their uint8 rows, augment, ``scale01``
+        to the network's dtype, one-hot encode. A batch is then a view of the chunk, and
+        forward, backward and the update reuse preallocated buffers. Each batch's output A[L]
+        is written into the chunk's output array, from which every batch's loss and the
+        accuracy are computed once per chunk (``_score_chunk``)."""
+        run, (X, y) = self.run, (self.splits.X_train, self.splits.y_train)
+        net, rng, c = run.network, run.rng, run.config
+        n, m, L, lam = len(y), c.training.batch_size, net.L, c.regularization.l2
+        dropout = any(self.rates)
+        order = rng.permutation(n)  # one permutation per epoch
+        total_loss, correct = 0.0, 0
+        for first in range(0, n, self.chunk):
+            rows = order[first : first + self.chunk]
+            k, labels = len(rows), y[rows]
+            Xc = scale01(augment(X[rows], rng, c.data.augment.shift, c.data.augment.flip), net.dtype, out=self.X[:k])
+            Yc, AL = self.one_hot(labels), self.AL[:k]
+            for s in range(0, k, m):
+                ws = self.workspace(min(m, k - s))
+                ws.A[L] = AL[s : s + m]  # this batch's outputs go straight into the chunk's
+                masks = dropout_masks(net.layers, self.rates, ws.m, rng, net.dtype) if dropout else None
+                Z, A = net.forward(Xc[s : s + m], masks, ws)
+                net.backward(Z, A, Yc[s : s + m], lam, n, masks, ws)  # ∂J/∂θ into net.grad
+                run.optimizer.step(lr)
+            loss, right = self._score_chunk(AL, Yc, labels, epoch)
+            total_loss, correct = total_loss + loss, correct + right
+        if not np.isfinite(net.theta).all():
+            raise _Diverged(epoch, float("nan"))
+        return total_loss / n, correct / n
+
+    def _score_chunk(self, AL, Yc, labels, epoch: int) -> tuple[float, int]:
+        """(Σ over the chunk's batches of batch loss × batch size, correct predictions); each
+        batch's loss (1/m) Σ c(a, y) — as network.data_cost computes it — goes to progress,
+        and a non-finite one stops training."""
+        m, k = self.run.config.training.batch_size, len(labels)
+        costs = F.COSTS[self.run.network.cost].fn(AL, Yc)
+        whole = k // m * m
+        losses = list(costs[:whole].reshape(-1, m).mean(axis=1, dtype=np.float64))
+        if whole < k:
+            losses.append(costs[whole:].mean(dtype=np.float64))
+        total = 0.0
+        for i, loss in enumerate(map(float, losses)):
+            if not math.isfinite(loss):
+                raise _Diverged(epoch, loss)
+            total += loss * min(m, k - i * m)
+            self.progress.batch(loss)
+        return total, int(np.count_nonzero(AL.argmax(axis=1) == labels))
+
+
+# --- signals --------------------------------------------------------------------------------
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interruption so that it ends a run as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
 
 
 @contextmanager
-def _sigint_deferred():
-    """Hold Ctrl-C until the block is done, so an epoch's files are written together."""
+def _terminate_as_interrupt():
+    """While training, SIGTERM (kill, systemd, Slurm, containers) interrupts like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _signals_deferred():
+    """Hold Ctrl-C and SIGTERM until the block is done, so an epoch's files are written together."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if signal.SIGTERM in received:
+        raise _Terminated
     if received:
         raise KeyboardInterrupt
 
@@ -514,19 +586,25 @@ def _sigint_deferred():
 # --- errors -----------------------------------------------------------------------------------
 
 
-def _interrupted(run_dir: Path, saved_epoch: int, epochs: int) -> Interrupted:
-    if saved_epoch == 0:
-        return Interrupted(f"interrupted during epoch 1 of {epochs}; no epoch completed, nothing was saved",
-                           f"start again with mlpcli train (the folder {shown(run_dir)} may be reused with --out)")
-    return Interrupted(
-        f"interrupted during epoch {saved_epoch + 1} of {epochs}; {shown(run_dir / LAST)} holds epoch {saved_epoch}",
-        f"resume with: mlpcli train --resume {shown(run_dir / LAST)}",
-    )
+def _interrupted(run: Run, terminated: bool) -> Interrupted:
+    how = "terminated (SIGTERM)" if terminated else "interrupted"
+    saved, epochs = run.state.epoch, run.epochs
+    if saved == 0 or not (run.dir / LAST).is_file():
+        kept = "; the earlier run's files are untouched" if run.replacing else ""
+        error = Interrupted(f"{how} during epoch 1 of {epochs}; no epoch completed, nothing was saved{kept}",
+                            f"start again with mlpcli train (--out {shown(run.dir)} --overwrite reuses the folder)"
+                            if run.replacing else "start again with mlpcli train")
+    else:
+        error = Interrupted(f"{how} during epoch {saved + 1} of {epochs}; {shown(run.dir / LAST)} holds epoch {saved}",
+                            f"resume with: mlpcli train --resume {shown(run.dir / LAST)}")
+    if terminated:
+        error.exit_code = SIGTERM_EXIT
+    return error
 
 
-def _diverged(config, epoch, what, value, run_dir: Path, saved_epoch: int) -> DivergenceError:
-    lr = config.training.learning_rate
-    kept = (f"{shown(run_dir / LAST)} keeps epoch {saved_epoch}" if saved_epoch
+def _diverged(run: Run, epoch: int, what: str, value: float) -> DivergenceError:
+    lr = run.config.training.learning_rate
+    kept = (f"{shown(run.dir / LAST)} keeps epoch {run.state.epoch}" if run.state.epoch
             else "no checkpoint was written")
     return DivergenceError(
         f"training diverged in epoch {epoch}: {what} is {value} ({kept})",

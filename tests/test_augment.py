@@ -139,16 +139,16 @@ def test_resume_with_dropout_and_augmentation_is_bit_exact(tiny_config, tmp_path
     state bit for bit, with dropout masks and shifted, flipped batches drawn all along."""
     from mlpcli import checkpoint
     from mlpcli.data import load_splits
-    from mlpcli.train import train
+    from mlpcli.train import fit, start
 
     on = ("data.dataset=fashion-mnist", "data.augment.shift=2", "data.augment.flip=true",
           "model.layers=[784,16,12,10]", "model.dropout=[0.3,0.2]", "training.epochs=4",
           "training.optimizer=nesterov")
     config = tiny_config(*on)
     splits = load_splits(config.data)
-    whole = train(config, splits, tmp_path / "whole")
-    train(config, splits, tmp_path / "split", stop_after=2)
-    resumed = train(None, splits, resume=tmp_path / "split" / "last.npz")
+    whole = fit(config, splits, tmp_path / "whole")
+    fit(config, splits, tmp_path / "split", stop_after=2)
+    resumed = fit(start(None, resume=tmp_path / "split" / "last.npz"), splits)
 
     a, b = _arrays(whole.last_checkpoint), _arrays(resumed.last_checkpoint)
     assert a.keys() == b.keys() and any(k.startswith("opt_v_") for k in a)
@@ -160,7 +160,7 @@ def test_resume_with_dropout_and_augmentation_is_bit_exact(tiny_config, tmp_path
     assert drop_time == [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.epochs]
 
     # The check is not vacuous: without dropout and augmentation the weights differ.
-    plain = train(tiny_config("model.layers=[784,16,12,10]", "training.epochs=4",
+    plain = fit(tiny_config("model.layers=[784,16,12,10]", "training.epochs=4",
                               "training.optimizer=nesterov"), splits, tmp_path / "plain")
     assert not np.array_equal(_arrays(plain.last_checkpoint)["W1"], a["W1"])
 

@@ -152,10 +152,14 @@ def test_derivative_needs_the_unmasked_activation(activation, wrong):
 
 
 def test_predictions_never_use_dropout():
-    net, X, _, _ = small_network("relu")
-    first, second = net.predict_proba(X), net.predict_proba(X)
+    from mlpcli import infer
+    from mlpcli.network import scale01
+
+    net = small_network("relu")[0]
+    X = np.random.default_rng(3).integers(0, 256, (7, net.layers[0]), dtype=np.uint8)
+    first, second = infer.outputs(net, X), infer.outputs(net, X)
     np.testing.assert_array_equal(first, second)
-    np.testing.assert_array_equal(first, net.forward(X)[1][-1])
+    np.testing.assert_array_equal(first, net.forward(scale01(X, net.dtype))[1][-1])
 
 
 # --- in training runs -------------------------------------------------------------------------
@@ -170,11 +174,11 @@ def test_validation_metrics_and_eval_never_use_dropout(tiny_config, tmp_path):
     from mlpcli.cli import cli
     from mlpcli.data import load_splits
     from mlpcli.evaluate import evaluate
-    from mlpcli.train import train
+    from mlpcli.train import fit
 
     config = tiny_config("model.dropout=0.5", "training.epochs=2")
     splits = load_splits(config.data)
-    history = train(config, splits, tmp_path / "run")
+    history = fit(config, splits, tmp_path / "run")
     saved = checkpoint.load(history.last_checkpoint)
     first = evaluate(saved.network, splits.X_val, splits.y_val)
     second = evaluate(saved.network, splits.X_val, splits.y_val)

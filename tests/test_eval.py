@@ -17,7 +17,8 @@ from mlpcli.data import CLASS_NAMES, load_splits
 from mlpcli.errors import DataError
 from mlpcli.evaluate import evaluate, format_report
 from mlpcli.network import Network, scale01
-from mlpcli.train import train
+from mlpcli.train import fit
+from mlpcli.train import start as start_run
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def run(tmp_path_factory, tiny_data):
     config = load_config(None, [f"data.path={tiny_data}", "data.validation=100", "model.layers=[784,16,10]",
                                 "training.epochs=3", "training.batch_size=32", "data.dataset=fashion-mnist"])
     folder = tmp_path_factory.mktemp("evalrun") / "run"
-    train(config, load_splits(config.data), folder)
+    fit(config, load_splits(config.data), folder)
     return folder
 
 
@@ -219,4 +220,4 @@ def test_public_api_loads_predicts_and_scores(run):
     assert result.accuracy == np.mean(labels == splits.y_test)
     assert mlpcli.predict_probabilities(ckpt.network, splits.X_test[:3]).shape == (3, 10)
     assert mlpcli.predict_labels is infer.labels and mlpcli.predict_probabilities is infer.outputs
-    assert mlpcli.fit is train and "fit" in dir(mlpcli)
+    assert mlpcli.fit is fit and "fit" in dir(mlpcli) and mlpcli.start_run is start_run

@@ -35,6 +35,13 @@ def flat(dW, db):
     return dW[1:] + db[1:]
 
 
+def step(optimizer, network, dW, db, lr):
+    """Put the gradients where backward puts them (the network's gradient vector), then step."""
+    for l in range(1, network.L + 1):
+        network.dW[l][...], network.db[l][...] = dW[l], db[l]
+    optimizer.step(lr)
+
+
 def run(optimizer_cls, steps=4, lr=0.1, **kwargs):
     network = net()
     optimizer = optimizer_cls(network, **kwargs)
@@ -43,7 +50,7 @@ def run(optimizer_cls, steps=4, lr=0.1, **kwargs):
     for k in range(steps):
         dW, db = grads(network, k)
         history.append(flat(dW, db))
-        optimizer.step(network, dW, db, lr)
+        step(optimizer, network, dW, db, lr)
     return start, history, params(network)
 
 
@@ -88,7 +95,7 @@ def test_float32_stays_float32(name):
     network = net(np.float32)
     optimizer = make_optimizer(network, TrainingConfig(optimizer=name))
     for k in range(3):
-        optimizer.step(network, *grads(network, k), 0.05)  # a Python float learning rate
+        step(optimizer, network, *grads(network, k), 0.05)  # a Python float learning rate
     assert all(p.dtype == np.float32 for p in params(network))
     assert all(a.dtype == np.float32 for key, a in optimizer.state_dict().items() if key != "t")
 
@@ -103,7 +110,7 @@ def test_every_optimizer_lowers_the_objective(name):
     optimizer = make_optimizer(network, TrainingConfig(optimizer=name))
     before = network.objective(X, Y, 0.1, 64)
     for _ in range(50):
-        optimizer.step(network, *network.gradients(X, Y, 0.1, 64), 0.01 if name == "adam" else 0.1)
+        step(optimizer, network, *network.gradients(X, Y, 0.1, 64), 0.01 if name == "adam" else 0.1)
     assert network.objective(X, Y, 0.1, 64) < 0.7 * before
 
 
@@ -113,16 +120,51 @@ def test_state_round_trip_continues_identically(name):
     a = net()
     opt_a = make_optimizer(a, training)
     for k in range(3):
-        opt_a.step(a, *grads(a, k), 0.1)
+        step(opt_a, a, *grads(a, k), 0.1)
     b = Network([None] + [w.copy() for w in a.W[1:]], [None] + [x.copy() for x in a.b[1:]],
                 a.activations, a.output, a.cost)
     opt_b = make_optimizer(b, training)
     opt_b.load_state_dict(opt_a.state_dict())
     for k in range(3, 6):
-        opt_a.step(a, *grads(a, k), 0.1)
-        opt_b.step(b, *grads(b, k), 0.1)
+        step(opt_a, a, *grads(a, k), 0.1)
+        step(opt_b, b, *grads(b, k), 0.1)
     for p, q in zip(params(a), params(b)):
         assert np.array_equal(p, q)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+def test_a_network_larger_than_one_block_gets_the_same_update(name):
+    # [784, 400, 10] has 318,010 parameters: more than kernels.SPLIT_ABOVE, so the update
+    # runs block by block; it must equal the same rule on a small network, array by array.
+    from mlpcli import kernels
+
+    big = Network.create([784, 400, 10], "relu", "softmax", "log_likelihood", "he",
+                         np.random.default_rng(1), np.float32)
+    assert big.theta.size > kernels.SPLIT_ABOVE and len(kernels.blocks(big.theta.size)) > 1
+    training = TrainingConfig(optimizer=name)
+    opt = make_optimizer(big, training)
+    parts = [Network([None, big.W[l].copy()], [None, big.b[l].copy()], [], "softmax", "log_likelihood")
+             for l in (1, 2)]
+    part_opts = [make_optimizer(p, training) for p in parts]
+    for k in range(3):
+        dW, db = grads(big, k)
+        step(opt, big, dW, db, 0.01)
+        for l, (p, o) in enumerate(zip(parts, part_opts), start=1):
+            step(o, p, [None, dW[l]], [None, db[l]], 0.01)
+    for l, p in enumerate(parts, start=1):
+        assert np.array_equal(big.W[l], p.W[1]) and np.array_equal(big.b[l], p.b[1])
+
+
+def test_parameters_and_gradients_are_views_of_one_vector_each():
+    network = net()
+    for l in range(1, network.L + 1):
+        assert np.shares_memory(network.W[l], network.theta) and np.shares_memory(network.b[l], network.theta)
+        assert np.shares_memory(network.dW[l], network.grad) and np.shares_memory(network.db[l], network.grad)
+    network.theta[:] = 0.5
+    assert all((w == 0.5).all() for w in network.W[1:])
+    optimizer = make_optimizer(network, TrainingConfig(optimizer="momentum"))
+    assert optimizer.vectors["v"].shape == network.theta.shape
+    assert np.shares_memory(optimizer.state["v_W1"], optimizer.vectors["v"])
 
 
 def test_state_names_are_per_parameter():

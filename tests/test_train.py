@@ -23,7 +23,7 @@ from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interru
 from mlpcli.evaluate import evaluate
 from mlpcli.network import Network
 from mlpcli.runs import METRIC_KEYS
-from mlpcli.train import config_for_resume, train
+from mlpcli.train import fit, start
 
 
 class Recorder:
@@ -70,7 +70,7 @@ XOR_SETTINGS = ["data.validation=1000", "model.layers=[784,128,10]", "training.e
 def train_xor(xor_data, tmp_path):
     config = load_config(None, [f"data.path={xor_data}", *XOR_SETTINGS])
     splits = load_splits(config.data)
-    history = train(config, splits, tmp_path / "run")
+    history = fit(config, splits, tmp_path / "run")
     return evaluate(history.network, splits.X_test, splits.y_test).accuracy
 
 
@@ -86,7 +86,8 @@ def test_without_working_hidden_gradients_it_cannot(xor_data, tmp_path, monkeypa
         dW, db = backward(self, *args, **kwargs)
         factor = 0 if sabotage.startswith("zero") else -1
         for l in range(1, self.L):  # hidden layers only; the output layer still learns
-            dW[l], db[l] = factor * dW[l], factor * db[l]
+            dW[l] *= factor  # in place: the optimizer reads the network's gradient vector
+            db[l] *= factor
         return dW, db
 
     monkeypatch.setattr(Network, "backward", broken)
@@ -115,12 +116,12 @@ RESUME_CASES = {
 def test_resume_equals_uninterrupted_run(tiny_config, tmp_path, case):
     config = tiny_config("training.epochs=4", *RESUME_CASES[case])
     splits = load_splits(config.data)
-    whole = train(config, splits, tmp_path / "whole")
+    whole = fit(config, splits, tmp_path / "whole")
 
-    first = train(config, splits, tmp_path / "split", stop_after=2)
+    first = fit(config, splits, tmp_path / "split", stop_after=2)
     assert first.stopped == "stop_after" and len(first.epochs) == 2
     assert checkpoint.load(tmp_path / "split" / "last.npz").epoch == 2
-    second = train(None, splits, resume=tmp_path / "split" / "last.npz")
+    second = fit(start(None, resume=tmp_path / "split" / "last.npz"), splits)
 
     assert_same_weights(whole.network, second.network)
     a, b = checkpoint.load(whole.last_checkpoint), checkpoint.load(second.last_checkpoint)
@@ -134,9 +135,9 @@ def test_resume_equals_uninterrupted_run(tiny_config, tmp_path, case):
 def test_same_seed_same_weights_other_seed_other_weights(tiny_config, tmp_path):
     config = tiny_config("training.epochs=2", "model.dropout=0.1")
     splits = load_splits(config.data)
-    a = train(config, splits, tmp_path / "a").network
-    b = train(config, splits, tmp_path / "b").network
-    c = train(tiny_config("training.epochs=2", "model.dropout=0.1", "training.seed=1"), splits, tmp_path / "c").network
+    a = fit(config, splits, tmp_path / "a").network
+    b = fit(config, splits, tmp_path / "b").network
+    c = fit(tiny_config("training.epochs=2", "model.dropout=0.1", "training.seed=1"), splits, tmp_path / "c").network
     assert_same_weights(a, b)
     assert not np.array_equal(a.W[1], c.W[1])
 
@@ -144,7 +145,7 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_config, tmp_path):
 def test_ctrl_c_mid_epoch_keeps_last_completed_epoch_and_resumes_exactly(tiny_config, tmp_path, monkeypatch):
     config = tiny_config("training.epochs=3", "model.dropout=0.2")
     splits = load_splits(config.data)
-    whole = train(config, splits, tmp_path / "whole")
+    whole = fit(config, splits, tmp_path / "whole")
 
     class InterruptInEpoch2(Recorder):
         def batch(self, loss):
@@ -153,7 +154,7 @@ def test_ctrl_c_mid_epoch_keeps_last_completed_epoch_and_resumes_exactly(tiny_co
                 raise KeyboardInterrupt
 
     with pytest.raises(Interrupted) as error:
-        train(config, splits, tmp_path / "cut", progress=InterruptInEpoch2())
+        fit(config, splits, tmp_path / "cut", progress=InterruptInEpoch2())
     run = tmp_path / "cut"
     assert error.value.exit_code == 130
     assert "holds epoch 1" in error.value.message
@@ -161,7 +162,7 @@ def test_ctrl_c_mid_epoch_keeps_last_completed_epoch_and_resumes_exactly(tiny_co
     assert checkpoint.load(run / "last.npz").epoch == 1
     assert len(read_metrics(run)) == 1
 
-    resumed = train(None, splits, resume=run / "last.npz")
+    resumed = fit(start(None, resume=run / "last.npz"), splits)
     assert_same_weights(whole.network, resumed.network)
 
 
@@ -172,16 +173,16 @@ def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved(tiny_config, tmp_path)
 
     config = tiny_config()
     with pytest.raises(Interrupted, match="nothing was saved"):
-        train(config, load_splits(config.data), tmp_path / "run", progress=InterruptAtOnce())
+        fit(config, load_splits(config.data), tmp_path / "run", progress=InterruptAtOnce())
     assert not (tmp_path / "run" / "last.npz").exists()
 
 
 def test_resume_can_extend_the_run_and_recomputes_the_schedule(tiny_config, tmp_path):
     config = tiny_config("training.epochs=2", "training.schedule.name=cosine")
     splits = load_splits(config.data)
-    train(config, splits, tmp_path / "run")
-    longer = config_for_resume(checkpoint.load(tmp_path / "run" / "last.npz").config, ["training.epochs=4"])
-    history = train(longer, splits, resume=tmp_path / "run" / "last.npz")
+    fit(config, splits, tmp_path / "run")
+    longer = load_config(checkpoint.load(tmp_path / "run" / "last.npz").config, ["training.epochs=4"])
+    history = fit(start(longer, resume=tmp_path / "run" / "last.npz"), splits)
     rows = read_metrics(tmp_path / "run")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and len(history.epochs) == 4
     assert rows[2]["learning_rate"] == pytest.approx(0.05 * 0.5 * (1 + np.cos(np.pi * 2 / 4)))
@@ -191,23 +192,23 @@ def test_resume_can_extend_the_run_and_recomputes_the_schedule(tiny_config, tmp_
 def test_resume_of_a_finished_run_says_how_to_extend(tiny_config, tmp_path):
     config = tiny_config("training.epochs=1")
     splits = load_splits(config.data)
-    train(config, splits, tmp_path / "run")
+    fit(config, splits, tmp_path / "run")
     with pytest.raises(ConfigError, match="already finished") as error:
-        train(None, splits, resume=tmp_path / "run" / "last.npz")
+        fit(start(None, resume=tmp_path / "run" / "last.npz"), splits)
     assert "training.epochs" in error.value.hint
 
 
 def test_resume_with_a_different_config_is_an_error(tiny_config, tmp_path):
     config = tiny_config("training.epochs=2")
     splits = load_splits(config.data)
-    train(config, splits, tmp_path / "run", stop_after=1)
+    fit(config, splits, tmp_path / "run", stop_after=1)
     other = tiny_config("training.epochs=2", "training.learning_rate=0.2")
     with pytest.raises(ConfigError, match="training.learning_rate") as error:
-        train(other, splits, resume=tmp_path / "run" / "last.npz")
+        fit(start(other, resume=tmp_path / "run" / "last.npz"), splits)
     assert "--init-from" in error.value.hint
     # where the data lives may change
     moved = tiny_config("training.epochs=2", "data.dir=elsewhere")
-    assert len(train(moved, splits, resume=tmp_path / "run" / "last.npz").epochs) == 2
+    assert len(fit(start(moved, resume=tmp_path / "run" / "last.npz"), splits).epochs) == 2
 
 
 # --- the run folder ------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def test_resume_with_a_different_config_is_an_error(tiny_config, tmp_path):
 def test_run_folder_contents(tiny_config, tmp_path):
     config = tiny_config()
     progress = Recorder()
-    history = train(config, load_splits(config.data), tmp_path / "run", progress=progress)
+    history = fit(config, load_splits(config.data), tmp_path / "run", progress=progress)
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.jsonl"]
     assert load_config(run / "config.yaml") == config
@@ -237,7 +238,7 @@ def test_run_folder_contents(tiny_config, tmp_path):
 
 def test_train_loss_and_accuracy_improve_on_learnable_data(tiny_config, tmp_path):
     config = tiny_config("training.epochs=5")
-    history = train(config, load_splits(config.data), tmp_path / "run")
+    history = fit(config, load_splits(config.data), tmp_path / "run")
     first, last = history.epochs[0], history.epochs[-1]
     assert last["train_loss"] < first["train_loss"]
     assert last["val_accuracy"] > 0.9
@@ -246,13 +247,13 @@ def test_train_loss_and_accuracy_improve_on_learnable_data(tiny_config, tmp_path
 def test_existing_checkpoints_are_never_overwritten_without_overwrite(tiny_config, tmp_path):
     config = tiny_config("training.epochs=1")
     splits = load_splits(config.data)
-    train(config, splits, tmp_path / "run")
+    fit(config, splits, tmp_path / "run")
     before = (tmp_path / "run" / "last.npz").read_bytes()
     with pytest.raises(CheckpointError, match="already holds checkpoints") as error:
-        train(config, splits, tmp_path / "run")
+        fit(config, splits, tmp_path / "run")
     assert "--overwrite" in error.value.hint and "--resume" in error.value.hint
     assert (tmp_path / "run" / "last.npz").read_bytes() == before
-    train(tiny_config("training.epochs=2"), splits, tmp_path / "run", overwrite=True)
+    fit(start(tiny_config("training.epochs=2"), tmp_path / "run", overwrite=True), splits)
     assert [r["epoch"] for r in read_metrics(tmp_path / "run")] == [1, 2]
 
 
@@ -260,19 +261,19 @@ def test_default_run_folder_is_runs_name_timestamp(tiny_config, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     config = tiny_config("training.epochs=1")
     splits = load_splits(config.data)
-    a = train(config, splits).run_dir
-    b = train(config, splits).run_dir  # the same second: a new folder, never the same one
+    a = fit(config, splits).run_dir
+    b = fit(config, splits).run_dir  # the same second: a new folder, never the same one
     assert a.parent == b.parent == (tmp_path / "runs").resolve()
     assert re.fullmatch(r"tiny-\d{8}-\d{6}", a.name)
     assert a != b
     out = tmp_path / "chosen"
-    assert train(tiny_config("training.epochs=1", f"output.dir={out}"), splits).run_dir == out
+    assert fit(tiny_config("training.epochs=1", f"output.dir={out}"), splits).run_dir == out
 
 
 def test_validation_zero_writes_no_best_and_says_so(tiny_config, tmp_path):
     config = tiny_config("data.validation=0", "training.epochs=2")
     progress = Recorder()
-    history = train(config, load_splits(config.data), tmp_path / "run", progress=progress)
+    history = fit(config, load_splits(config.data), tmp_path / "run", progress=progress)
     assert not (tmp_path / "run" / "best.npz").exists()
     assert history.best_checkpoint is None
     assert any("no best.npz" in m for m in progress.messages)
@@ -289,7 +290,7 @@ def test_early_stopping_after_patience_epochs_without_improvement(tiny_config, t
     config = tiny_config("training.epochs=10", "training.learning_rate=1e-30", "regularization.l2=0",
                          f"training.early_stopping={{patience: 2, metric: {metric}}}")
     progress = Recorder()
-    history = train(config, load_splits(config.data), tmp_path / "run", progress=progress)
+    history = fit(config, load_splits(config.data), tmp_path / "run", progress=progress)
     assert history.stopped == "early_stopping"
     assert len(history.epochs) == 3
     assert any("early stopping" in m for m in progress.messages)
@@ -303,12 +304,12 @@ def test_nan_raises_divergence_and_keeps_the_last_good_checkpoint(tiny_config, t
         calls.append(1)
         dW, db = backward(self, *args, **kwargs)
         if len(calls) > 20:  # epoch 1 has 16 batches; poison epoch 2
-            dW[1] = dW[1] * np.float32("nan")
+            dW[1] *= np.float32("nan")  # in place: the optimizer reads the gradient vector
         return dW, db
 
     monkeypatch.setattr(Network, "backward", poisoned)
     with pytest.raises(DivergenceError, match="epoch 2") as error:
-        train(config, load_splits(config.data), tmp_path / "run")
+        fit(config, load_splits(config.data), tmp_path / "run")
     assert "training.learning_rate=0.005" in error.value.hint
     kept = checkpoint.load(tmp_path / "run" / "last.npz")
     assert kept.epoch == 1 and all(np.isfinite(w).all() for w in weights(kept.network))
@@ -317,23 +318,23 @@ def test_nan_raises_divergence_and_keeps_the_last_good_checkpoint(tiny_config, t
 def test_a_huge_learning_rate_diverges_with_a_clear_error(tiny_config, tmp_path):
     config = tiny_config("training.learning_rate=1e30", "training.optimizer=sgd", "model.init=normal")
     with pytest.raises(DivergenceError, match="diverged") as error:
-        train(config, load_splits(config.data), tmp_path / "run")
+        fit(config, load_splits(config.data), tmp_path / "run")
     assert "lower the learning rate" in error.value.hint
     assert "no checkpoint was written" in error.value.message
 
 
 def test_init_from_starts_a_new_run_from_checkpoint_weights(tiny_config, tmp_path):
     splits = load_splits(tiny_config().data)
-    source = train(tiny_config("training.epochs=1"), splits, tmp_path / "source")
+    source = fit(tiny_config("training.epochs=1"), splits, tmp_path / "source")
     frozen = tiny_config("training.epochs=1", "training.learning_rate=1e-30", "regularization.l2=0",
                          "training.optimizer=sgd", "training.seed=5")
-    tuned = train(frozen, splits, tmp_path / "tuned", init_from=source.last_checkpoint)
+    tuned = fit(start(frozen, tmp_path / "tuned", init_from=source.last_checkpoint), splits)
     assert_same_weights(source.network, tuned.network)
     assert checkpoint.load(tuned.last_checkpoint).meta["init_from"] == str(source.last_checkpoint)
-    fresh = train(frozen, splits, tmp_path / "fresh")
+    fresh = fit(frozen, splits, tmp_path / "fresh")
     assert not np.array_equal(fresh.network.W[1], tuned.network.W[1])
     with pytest.raises(ConfigError, match="model.layers"):
-        train(tiny_config("model.layers=[784,8,10]"), splits, tmp_path / "x", init_from=source.last_checkpoint)
+        start(tiny_config("model.layers=[784,8,10]"), tmp_path / "x", init_from=source.last_checkpoint)
 
 
 # --- the command line ------------------------------------------------------------------------
