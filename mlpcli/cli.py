@@ -87,6 +87,50 @@ class _DatasetChoice(click.Choice):
         pass
 
 
+# --- options shared by several commands, defined once ---------------------------------------------
+
+CONFIG_OPTION = click.option(
+    "--config", "-c", "config_source", metavar="NAME|PATH",
+    help="A preset name (mnist, fashion-mnist, nielsen-ch3, seed-quadratic) or a YAML file [default: mnist].")
+SET_OPTION = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override one config key, value parsed as YAML; repeatable "
+    "(--set training.epochs=5 --set model.layers=[784,100,10]).")
+def json_option(help: str = "Print JSON instead of text."):
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-step lines; results and errors only.")
+THREADS_OPTION = click.option(
+    "--threads", type=click.IntRange(min=1), metavar="N", expose_value=False, is_eager=True,
+    callback=lambda ctx, param, value: _use_threads(value),
+    help="BLAS threads for the matrix products [default: all cores]. On a machine other jobs "
+    "also use, --threads 1 is often faster: two threads competing for busy cores slow each other.")
+
+
+def data_dir_option(help: str):
+    return click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help=help)
+
+
+def _use_threads(n: int | None) -> None:
+    """Limit BLAS (OpenBLAS, MKL, OpenMP) to ``n`` threads. Set before NumPy is first imported
+    (the commands import it lazily), so the libraries read it when they start."""
+    if n is None:
+        return
+    import os
+    import sys
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if "numpy" in sys.modules:  # only when mlpcli runs inside another Python program
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            click.secho(f"warning: --threads {n} has no effect: NumPy was loaded before mlpcli "
+                        "(set OPENBLAS_NUM_THREADS before starting Python)", err=True, fg="yellow")
+            return
+        _use_threads.limits = threadpool_limits(n)  # kept: the limit lasts while it lives
+
+
 @cli.command("fetch")
 @click.option("--dataset", type=_DatasetChoice(), default="mnist", show_default=True,
               help="Which data set to download.")
@@ -102,7 +146,7 @@ class _DatasetChoice(click.Choice):
 @click.option("--force", is_flag=True, help="Download (or import) again even if verified files are present.")
 @click.option("--no-verify", is_flag=True,
               help="Accept files whose hashes do not match the pinned ones (NOT recommended).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-file lines; errors only.")
+@QUIET_OPTION
 def fetch_command(dataset: str, data_dir: Path, mirrors: tuple[str, ...], source_dir: Path | None,
                   force: bool, no_verify: bool, quiet: bool) -> None:
     """Download a data set's four IDX files, verify them against pinned hashes, keep them.
@@ -169,7 +213,7 @@ def plot_command(run_dir: Path, out: Path | None) -> None:
 )
 @click.option("--top", "k", type=click.IntRange(1, 10), default=3, show_default=True, help="How many classes to list.")
 @click.option("--show", is_flag=True, help="Also draw each image as the network sees it (28×28 block art).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@json_option()
 def predict_command(
     checkpoint: Path, images: tuple[Path, ...], index: int | None, mode: str, k: int, show: bool, as_json: bool
 ) -> None:
@@ -212,7 +256,7 @@ def predict_command(
 
 
 class _TrainProgress:
-    """train's progress callback: a tqdm bar per epoch (batches, running loss) on stderr and
+    """fit's progress callback: a tqdm bar per epoch (batches, running loss) on stderr and
     one summary line per epoch on stdout."""
 
     def __init__(self):
@@ -239,12 +283,10 @@ class _TrainProgress:
                 self.bar.set_postfix_str(f"loss {self.loss_sum / self.count:.4f}", refresh=False)
 
     def end_epoch(self, m: dict) -> None:
+        from mlpcli.train import format_epoch
+
         self.close()
-        val = ("  val loss {:.4f} acc {:.4f}".format(m["val_loss"], m["val_accuracy"])
-               if m["val_accuracy"] is not None else "")
-        click.echo(f"epoch {m['epoch']:>{len(str(self.epochs))}}/{self.epochs}  "
-                   f"train loss {m['train_loss']:.4f} acc {m['train_accuracy']:.4f}{val}  "
-                   f"lr {m['learning_rate']:.4g}  {m['seconds']:.1f}s")
+        click.echo(format_epoch(m, self.epochs))
 
     def message(self, text: str) -> None:
         self.close()
@@ -257,25 +299,24 @@ class _TrainProgress:
 
 
 @cli.command("train")
-@click.option("--config", "-c", "config_source", metavar="NAME|PATH",
-              help="A preset name (mnist, fashion-mnist, nielsen-ch3, seed-quadratic) or a YAML file "
-              "[default: mnist; with --resume: the checkpoint's config].")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one config key, value parsed as YAML; repeatable "
-              "(--set training.epochs=5 --set model.layers=[784,100,10]).")
+@CONFIG_OPTION
+@SET_OPTION
 @click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder [default: output.dir, else runs/<config name>-<YYYYmmdd-HHMMSS>].")
-@click.option("--overwrite", is_flag=True, help="Replace the checkpoints of an existing run folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Train into a folder that holds another run; its files are replaced when the "
+              "first new epoch is saved, not before.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), metavar="CHECKPOINT",
-              help="Continue the run that wrote CHECKPOINT (RUN/last.npz) in its own folder.")
+              help="Continue the run that wrote CHECKPOINT (RUN/last.npz) in its own folder "
+              "(its config, unless --config is given; --set training.epochs=N trains longer).")
 @click.option("--init-from", type=click.Path(dir_okay=False, path_type=Path), metavar="CHECKPOINT",
               help="Start a new run from CHECKPOINT's weights (fine-tuning).")
 @click.option("--stop-after", type=click.IntRange(min=1), metavar="K",
               help="End cleanly after epoch K (resume later with --resume).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where data sets live (sets data.dir; [env: MLPCLI_DATA_DIR]).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or epoch lines; print only the run folder.")
+@data_dir_option("Where data sets live (sets data.dir; [env: MLPCLI_DATA_DIR]).")
+@QUIET_OPTION
+@THREADS_OPTION
 def train_command(config_source: str | None, overrides: tuple[str, ...], print_config: bool, out: Path | None,
                   overwrite: bool, resume: Path | None, init_from: Path | None, stop_after: int | None,
                   data_dir: Path | None, quiet: bool) -> None:
@@ -283,8 +324,8 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
 
     The run folder holds config.yaml (the resolved config), metrics.jsonl (one JSON object
     per epoch), last.npz (every epoch) and best.npz (best validation accuracy). A registered
-    data set that is missing is downloaded first. Ctrl-C keeps last.npz at the last completed
-    epoch and prints how to resume.
+    data set that is missing is downloaded first. Ctrl-C (or SIGTERM) keeps last.npz at the
+    last completed epoch and prints how to resume.
 
     \b
     Examples:
@@ -295,6 +336,7 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
       mlpcli train --resume runs/exp1/last.npz --set training.epochs=40   # train longer
       mlpcli train --config nielsen-ch3 --init-from runs/exp1/best.npz   # fine-tune
       mlpcli train --config fashion-mnist --print-config > my.yaml
+      mlpcli train --threads 1                       # one BLAS thread (busy machines)
     """
     from mlpcli import train as training
     from mlpcli.config import dump_yaml, load_config
@@ -310,9 +352,7 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
     base = config_source if config_source is not None or saved is None else saved.config
     cfg = load_config(base, overrides, data_dir=data_dir)
     if print_config:
-        if saved is not None:
-            cfg = training.resume_config(saved, cfg)
-        click.echo(dump_yaml(cfg), nl=False)
+        click.echo(dump_yaml(training.resume_config(saved, cfg) if saved else cfg), nl=False)
         return
     run = training.start(cfg, out, resume=saved, init_from=init_from, overwrite=overwrite)
     splits = load_splits(run.config.data, quiet=quiet)
@@ -330,16 +370,15 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
               help="Which split of the data to evaluate on.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where data sets live, if not where the run found them (DATA_DIR/<dataset>/).")
+@data_dir_option("Where data sets live, if not where the run found them (DATA_DIR/<dataset>/).")
 @click.option("--data-path", type=click.Path(file_okay=False, path_type=Path),
               help="Any folder holding the four IDX files (.gz or raw), e.g. another copy or data set.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Examples per forward pass (memory stays flat for any N).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: accuracy, loss, n, confusion_matrix, per_class (precision, recall, f1).")
+@json_option("Print JSON: accuracy, loss, n, confusion_matrix, per_class (precision, recall, f1).")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Also draw DIR/confusion.png and DIR/mistakes.png (needs: pip install 'mlpcli[plot]').")
+@THREADS_OPTION
 def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path: Path | None,
                  batch_size: int, as_json: bool, plot_dir: Path | None) -> None:
     """Evaluate a checkpoint: accuracy, loss, confusion matrix and per-class scores.
@@ -355,13 +394,11 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
       mlpcli eval best.npz --data-path ~/datasets/fashion-mnist
       mlpcli eval best.npz --plot pictures    # + confusion.png, mistakes.png
     """
-    import dataclasses
-    import os
-
     from mlpcli import checkpoint as ckpt_io
-    from mlpcli.fetch import load_splits
+    from mlpcli.config import load_config
     from mlpcli.errors import ConfigError
     from mlpcli.evaluate import dumps, evaluate, format_report
+    from mlpcli.fetch import load_splits
 
     if plot_dir is not None:
         from mlpcli import plot
@@ -369,11 +406,9 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
         plot.pyplot()  # a missing plot extra fails now, not after the evaluation
         plot.check_picture_folder(plot_dir)  # and so does a folder that cannot be written
     ckpt = ckpt_io.load(checkpoint)
-    data_cfg = ckpt.config.data
-    if data_dir is not None:
-        data_cfg = dataclasses.replace(data_cfg, dir=os.path.abspath(data_dir), path=None)
-    if data_path is not None:
-        data_cfg = dataclasses.replace(data_cfg, path=os.path.abspath(data_path))
+    flags = [("--data-dir", {"data": {"dir": data_dir, "path": None}})] if data_dir is not None else []
+    flags += [("--data-path", {"data": {"path": data_path}})] if data_path is not None else []
+    data_cfg = load_config(ckpt.config, flags=flags).data if flags else ckpt.config.data
     if split == "validation" and data_cfg.validation == 0:
         raise ConfigError(f"{checkpoint} was trained with data.validation: 0, so there is no validation split",
                           "use --split test or --split train")
@@ -396,10 +431,8 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
 @click.option("--all", "check_every", is_flag=True,
               help="Check every hidden activation × every valid (output, cost) pair on a small net, "
               "with λ = 0 and λ > 0, plus a net mixing all hidden activations.")
-@click.option("--config", "-c", "config_source", metavar="NAME|PATH",
-              help="A preset name or a YAML file whose network is checked [default: mnist].")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one config key, value parsed as YAML; repeatable.")
+@CONFIG_OPTION
+@SET_OPTION
 @click.option("--params", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
               help="Entries checked per parameter array (all of them when the array is smaller).")
 @click.option("--eps", type=_PositiveFinite(), default=1e-6, show_default=True,
@@ -436,13 +469,7 @@ def gradcheck_command(ctx: click.Context, check_every: bool, config_source: str 
         if config_source is not None or overrides:
             raise click.UsageError("--all checks built-in networks: leave out --config and --set")
         rows = gradcheck.check_all(eps=eps, params=params, batch=batch, seed=seed)
-        mixed = gradcheck.mixed_network()[0]
-        click.echo(f"every hidden activation × every valid output+cost on {list(gradcheck.ALL_LAYERS)},")
-        click.echo(f"plus all hidden activations in one net on {list(mixed)}")
-        click.echo(f"λ = {' and '.join(f'{lam:g}' for lam in gradcheck.ALL_LAMBDAS)} "
-                   f"(n = {gradcheck.ALL_N}); batch: {batch} seeded random rows; float64, eps {eps:g}, "
-                   f"seed {seed}")
-        click.echo("each line: the worst parameter array of one combination")
+        click.echo(gradcheck.describe_all(eps, batch, seed))
         table = gradcheck.format_table(gradcheck.worst_per_label(rows), "combination", tol)
     else:
         from mlpcli.config import load_config

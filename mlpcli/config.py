@@ -163,6 +163,7 @@ def load_config(
     overrides: Sequence[str] = (),
     *,
     data_dir: str | os.PathLike | None = None,
+    flags: Sequence[tuple[str, dict]] = (),
 ) -> Config:
     """The resolved, validated config.
 
@@ -170,6 +171,8 @@ def load_config(
     dict in ``config_to_dict``'s form; a Config or dict keeps its ``name``. ``overrides``:
     ``--set`` items ``"key.path=value"`` (values parsed as YAML). ``data_dir``: the
     ``--data-dir`` layer (sets data.dir; beats the environment and the base, not ``--set``).
+    ``flags``: more (label, nested mapping) layers after it, e.g. ``("--data-path", {"data":
+    {"path": P}})``, whose errors name the label.
     """
     name, source = _read_base(base)
     layers: list[tuple[str, Any]] = []
@@ -179,6 +182,7 @@ def load_config(
         layers.append(source)
     if data_dir is not None:
         layers.append(("--data-dir", {"data": {"dir": _fspath(data_dir)}}))
+    layers += [(label, _fspaths(layer)) for label, layer in flags]
     layers += [(f"--set {item}", parse_override(item, SET_HINT, SET_VALUE_HINT)) for item in overrides]
     return _resolve(Config(name=name), layers)
 
@@ -255,6 +259,13 @@ def _read_file(source: str | os.PathLike) -> tuple[str, str, Any]:
 def _fspath(value):
     """A path-like as its str (bytes and other types are left for the type check to name)."""
     return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _fspaths(layer):
+    """``_fspath`` applied to every value of a nested mapping."""
+    if isinstance(layer, dict):
+        return {key: _fspaths(value) for key, value in layer.items()}
+    return _fspath(layer)
 
 
 def _resolve(base: Config, layers: list[tuple[str, Any]]) -> Config:

@@ -1,4 +1,4 @@
-"""Finite-difference check of ``Network.backward``.
+"""Finite-difference check of ``Network.gradients`` (``backward`` and the L2 term).
 
 The analytic gradient a = ∂J/∂θ from ``backward`` is compared with the central difference
 n = (J(θ + ε) − J(θ − ε)) / 2ε, entry by entry, in float64, with J the full objective
@@ -174,8 +174,7 @@ def check_network(
         return net.data_cost(forward()[1][-1], Y), net.l2_penalty(lam, n)
 
     avoid_kinks(net, forward, kink_margin(eps))
-    Z, A = forward()
-    dW, db = net.backward(Z, A, Y, lam, n, **kwargs)
+    dW, db = net.gradients(X, Y, lam, n, masks)  # ∂J/∂θ: backward + the L2 term
 
     rows = []
     for l in range(1, net.L + 1):
@@ -239,6 +238,17 @@ def combinations() -> Iterator[tuple[str, tuple[int, ...], object, str, str]]:
     layers, mixed = mixed_network()
     for output, cost in F.VALID_PAIRS:
         yield f"mixed {','.join(mixed)} → {output}+{cost}", layers, mixed, output, cost
+
+
+def describe_all(eps: float, batch: int, seed: int) -> str:
+    """What ``check_all`` checks, as the lines ``mlpcli gradcheck --all`` prints first."""
+    lambdas = " and ".join(f"{lam:g}" for lam in ALL_LAMBDAS)
+    return "\n".join([
+        f"every hidden activation × every valid output+cost on {list(ALL_LAYERS)},",
+        f"plus all hidden activations in one net on {list(mixed_network()[0])}",
+        f"λ = {lambdas} (n = {ALL_N}); batch: {batch} seeded random rows; float64, eps {eps:g}, seed {seed}",
+        "each line: the worst parameter array of one combination",
+    ])
 
 
 def check_all(

@@ -34,10 +34,11 @@ BLOCK = 32768
 SPLIT_ABOVE = 262144
 
 
-def blocks(size: int) -> list[slice]:
-    """Slices covering range(size): BLOCK entries each where size > SPLIT_ABOVE, else one."""
-    step = BLOCK if size > SPLIT_ABOVE else max(size, 1)
-    return [slice(a, min(a + step, size)) for a in range(0, size, step)]
+def blocks(size: int, start: int = 0) -> list[slice]:
+    """Slices covering range(start, size): BLOCK entries each where the range is longer than
+    SPLIT_ABOVE, else one."""
+    step = BLOCK if size - start > SPLIT_ABOVE else max(size - start, 1)
+    return [slice(a, min(a + step, size)) for a in range(start, size, step)]
 
 
 # The numbers the kernels use, as read-only 0-d arrays of one dtype (functions.Constants).
@@ -95,11 +96,11 @@ def column_sums(D: np.ndarray, ones: np.ndarray | None = None, out=None) -> np.n
 
 
 def add_weight_decay(dW: np.ndarray, W: np.ndarray, decay, tmp=None) -> np.ndarray:
-    """dW += decay · W   (the L2 term (λ/n) W of ∂J/∂W), block by block through ``tmp``
-    (at least BLOCK entries) when W is large, so both stay in the cache."""
+    """dW += decay · W   (the L2 term (λ/n) W of ∂J/∂W), through ``tmp`` in pieces of its size."""
     g, w, c = dW.reshape(-1), W.reshape(-1), _s(decay, W)
-    for a in range(0, w.size, BLOCK):
-        b = slice(a, min(a + BLOCK, w.size))
+    step = w.size if tmp is None else tmp.size
+    for a in range(0, w.size, max(step, 1)):
+        b = slice(a, min(a + step, w.size))
         t = None if tmp is None else tmp[: b.stop - b.start]
         np.add(g[b], np.multiply(w[b], c, out=t), out=g[b])
     return dW
@@ -110,8 +111,8 @@ def add_weight_decay(dW: np.ndarray, W: np.ndarray, decay, tmp=None) -> np.ndarr
 
 class Workspace:
     """Preallocated per-layer arrays for batches of ``m`` rows of ``network``: Z[l], A[l],
-    Δ[l] and a temporary for layers 1..L (index 0 unused), a row vector for softmax, a vector
-    of ones for bias gradients and a block for the L2 term. ``dW``/``db`` are where
+    Δ[l] and a temporary for layers 1..L (index 0 unused), a row vector for softmax and a
+    vector of ones for bias gradients. ``dW``/``db`` are where
     ``backward`` writes gradients: the network's own views of its ``grad`` vector.
 
     ``forward``/``backward`` called with a workspace return lists of these same arrays, which
@@ -127,14 +128,13 @@ class Workspace:
         self.Z, self.A, self.delta, self.tmp = per_layer(), per_layer(), per_layer(), per_layer()
         self.row = np.empty((m, 1), dtype=dtype)
         self.ones = np.ones(m, dtype=dtype)
-        self.block = np.empty(BLOCK, dtype=dtype)
         self.dW, self.db = network.dW, network.db
 
 
 class Fresh:
     """The workspace of a call without one: every buffer is None, so every kernel allocates."""
 
-    row = ones = block = None
+    row = ones = None
 
     def __init__(self, L: int):
         self.Z = self.A = self.delta = self.tmp = self.dW = self.db = [None] * (L + 1)

@@ -35,7 +35,9 @@ Each line of ``forward``/``backward`` is one equation; the in-place NumPy that c
 fast lives in ``kernels.py``. Called with a ``kernels.Workspace`` (training), they write into
 its preallocated buffers and the gradients into the network's own ``grad`` vector; called
 without one (the public API, gradcheck), the same kernels allocate. Either way the numbers
-are the same. The L2 term is added here, in ``backward``, and nowhere else.
+are the same. ``backward`` differentiates the data cost; ``gradients`` adds the L2 term
+(λ/n)W with ``kernels.add_weight_decay``, the one kernel that computes it — the optimizer
+applies it inside its update (Nielsen's regularized rule w → (1 − ηλ/n) w − η ∂C/∂w).
 """
 
 from __future__ import annotations
@@ -262,23 +264,20 @@ class Network:
 
     # --- backward -------------------------------------------------------------------------
 
-    def backward(
-        self, Z: list, A: list, Y: np.ndarray, lam: float = 0.0, n: int = 1, masks=None, ws=None
-    ):
-        """∂J/∂W[l] and ∂J/∂b[l] for l = 1..L (index 0 is None), from ``forward``'s Z and A
-        (and the same dropout ``masks`` that forward was given); λ, n as in the cost J. With a
-        ``kernels.Workspace`` ``ws`` the gradients are the network's own ``dW``/``db`` — views
-        of ``grad``, which the optimizer reads; without one they are new arrays."""
+    def backward(self, Z: list, A: list, Y: np.ndarray, masks=None, ws=None):
+        """∂C/∂W[l] and ∂C/∂b[l] of the data cost C = (1/m) Σ c(a, y), l = 1..L (index 0 is
+        None), from ``forward``'s Z and A (and the same dropout ``masks`` that forward was
+        given). With a ``kernels.Workspace`` ``ws`` the gradients are the network's own
+        ``dW``/``db`` — views of ``grad``, which the optimizer reads; without one they are new
+        arrays. The L2 term is not here: see ``gradients``."""
         L, W = self.L, self.W
         buf = ws or K.Fresh(L)
         dW, db = [None] * (L + 1), [None] * (L + 1)
-        # Δ[L] = ∂J/∂Z[L]   (eq. 1, BP1)
+        # Δ[L] = ∂C/∂Z[L]   (eq. 1, BP1)
         delta = F.output_delta(self.output, self.cost, A[L], Y, out=K.buffer(buf.delta[L], A[L]))
         for l in range(L, 0, -1):
-            dW[l] = np.matmul(delta.T, A[l - 1], out=buf.dW[l])  # ∂J/∂W[l] = Δ[l]ᵀ A[l-1]   (eq. 3, BP4)
-            if lam:
-                K.add_weight_decay(dW[l], W[l], lam / n, tmp=buf.block)  # + (λ/n) W[l]   (the L2 term; n = training-set size)
-            db[l] = K.column_sums(delta, buf.ones, out=buf.db[l])  # ∂J/∂b[l] = Σ_rows Δ[l]   (eq. 3, BP3)
+            dW[l] = np.matmul(delta.T, A[l - 1], out=buf.dW[l])  # ∂C/∂W[l] = Δ[l]ᵀ A[l-1]   (eq. 3, BP4)
+            db[l] = K.column_sums(delta, buf.ones, out=buf.db[l])  # ∂C/∂b[l] = Σ_rows Δ[l]   (eq. 3, BP3)
             if l > 1:
                 # Δ[l-1] = (Δ[l] W[l]) ⊙ g'_{l-1}(z[l-1])   (eq. 2, BP2: W^{l+1}, σ' — not σ)
                 delta = K.matmul(delta, W[l], out=buf.delta[l - 1])
@@ -294,9 +293,19 @@ class Network:
     def gradients(
         self, X: np.ndarray, Y: np.ndarray, lam: float = 0.0, n: int = 1, masks: list | None = None
     ):
-        """``backward(*forward(X, masks), Y, lam, n, masks)``."""
-        Z, A = self.forward(X, masks)
-        return self.backward(Z, A, Y, lam, n, masks)
+        """∂J/∂W[l], ∂J/∂b[l] of the whole cost J = C + (λ/2n) Σ‖W‖² (what ``objective``
+        computes and gradcheck checks), for fixed dropout ``masks``:
+
+            ∂J/∂W[l] = ∂C/∂W[l] + (λ/n) W[l]        ∂J/∂b[l] = ∂C/∂b[l]
+
+        Training adds the same term, with the same kernel, inside the optimizer's fused
+        update (``Optimizer.step(η, decay=λ/n)``), where it costs no extra pass over memory.
+        """
+        dW, db = self.backward(*self.forward(X, masks), Y, masks)
+        if lam:
+            for l in range(1, self.L + 1):
+                K.add_weight_decay(dW[l], self.W[l], lam / n)  # + (λ/n) W[l]   (L2; n = training-set size)
+        return dW, db
 
     # --- parameters as named arrays (checkpoints) -------------------------------------------
 

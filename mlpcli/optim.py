@@ -2,7 +2,9 @@
 
 An optimizer updates a network's parameter vector θ (``network.theta``, of which every
 ``W[l]`` and ``b[l]`` is a view) IN PLACE from its gradient vector ``network.grad``, which
-``Network.backward`` filled (L2 term included). Its state is flat vectors of the same layout
+``Network.backward`` filled with ∂C/∂θ of the data cost. ``step(η, decay)`` first adds the L2
+term decay·W = (λ/n)W to the weights' gradient, block by block with the one kernel that
+computes it (``kernels.add_weight_decay``), so g = ∂J/∂θ; then it applies the rule. Its state is flat vectors of the same layout
 (``v``; ``m`` and ``s``; and adam's step count ``t``). For checkpoints the state is also seen
 as named per-array views (``v_W1``, ``m_b2``, ``t`` …), so a resumed run continues exactly
 where it stopped.
@@ -16,8 +18,10 @@ The rules, with g the gradient, η the learning rate of the epoch, μ the moment
                θ ← θ − η m̂ / (√ŝ + ε),  m̂ = m / (1−β1ᵗ),  ŝ = s / (1−β2ᵗ)   (Kingma & Ba)
 
 Each rule is written once, as ``update`` over one block of the vectors: fused and in place,
-with a temporary t of the block's size. ``step`` runs it block by block (``kernels.blocks``),
-so for a large network each block is read from memory once for all the passes of the rule.
+with a temporary t of the block's size. ``step`` runs it block by block (``kernels.blocks``;
+no block straddles the weights/biases boundary), so for a large network each block is read
+from memory once for the L2 term and all the passes of the rule. (Adding the L2 term in
+backward instead, between its matrix products, made a 784-800-800-10 step 10–20% slower.)
 
 Keeping v as the sum of gradients (not of steps) means a schedule that changes η changes the
 step at once, which is what the schedules below assume.
@@ -54,18 +58,24 @@ class Optimizer:
         for slot, vector in self.vectors.items():
             for name, view in zip(names, _views_like(network, vector)):
                 self.state[f"{slot}_{name}"] = view
-        tmp = np.empty(min(network.theta.size, kernels.BLOCK) if network.theta.size > kernels.SPLIT_ABOVE
-                       else network.theta.size, dtype=self.dtype)
-        # (θ, g, t, *state) of each block, made once: the vectors never move
-        self._blocks = [(network.theta[b], network.grad[b], tmp[: b.stop - b.start],
-                         *(self.vectors[slot][b] for slot in self.slots))
-                        for b in kernels.blocks(network.theta.size)]
+        size, n_weights = network.theta.size, network.n_weights
+        slices = kernels.blocks(n_weights) + kernels.blocks(size, n_weights)
+        tmp = np.empty(max(b.stop - b.start for b in slices), dtype=self.dtype)
+        # (θ, g, t, *state) of each block and whether it holds weights, made once: the vectors never move
+        self._blocks = [((network.theta[b], network.grad[b], tmp[: b.stop - b.start],
+                          *(self.vectors[slot][b] for slot in self.slots)), b.stop <= n_weights)
+                        for b in slices]
 
-    def step(self, learning_rate: float) -> None:
-        """One update of every parameter of the network from its gradient ``network.grad``."""
-        lr = self.dtype.type(learning_rate)
-        for block in self._blocks:
-            self.update(lr, *block)
+    def step(self, learning_rate: float, decay: float = 0.0) -> None:
+        """One update of every parameter from g = ``network.grad`` + decay·W (decay = λ/n: the
+        L2 term of ∂J/∂W; biases are not regularized)."""
+        self._run(self.dtype.type(learning_rate), self.dtype.type(decay))
+
+    def _run(self, lr, decay) -> None:
+        for (p, g, t, *state), weights in self._blocks:
+            if decay and weights:
+                kernels.add_weight_decay(g, p, decay, tmp=t)  # g ← g + (λ/n) W
+            self.update(lr, p, g, t, *state)
 
     def update(self, lr, p, g, t) -> None:
         np.subtract(p, np.multiply(g, lr, out=t), out=p)  # θ ← θ − η g
@@ -148,16 +158,14 @@ class Adam(Optimizer):
         self.eps = self.dtype.type(eps)
         self.state["t"] = np.zeros((), dtype=np.int64)
 
-    def step(self, learning_rate):
+    def step(self, learning_rate, decay=0.0):
         self.state["t"] += 1
         t = int(self.state["t"])
         # Bias corrections in float64 once per step, then the dtype for the arrays:
         # η m̂ / (√ŝ + ε) = (η c1) m / (√s c2 + ε), c1 = 1/(1−β1ᵗ), c2 = 1/√(1−β2ᵗ)
         self.c1 = self.dtype.type(1 / (1 - self.beta1**t))
         self.c2 = self.dtype.type(1 / math.sqrt(1 - self.beta2**t))
-        lr_c1 = self.dtype.type(learning_rate) * self.c1
-        for block in self._blocks:
-            self.update(lr_c1, *block)
+        self._run(self.dtype.type(learning_rate) * self.c1, self.dtype.type(decay))
 
     def update(self, lr_c1, p, g, t, m, s):
         np.multiply(m, self.b1, out=m)  # m ← β1 m + (1 − β1) g

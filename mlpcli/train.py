@@ -11,8 +11,8 @@
             X = scale01(augment(X_uint8[chunk]))     data stays uint8 until here
             for each batch (a view) of the chunk:
                 Z, A = net.forward(X, dropout masks)
-                net.backward(Z, A, Y, λ, n)     ∂J/∂θ, L2 term included, into net.grad
-                optimizer.step(η)               θ ← rule(θ, net.grad), in place
+                net.backward(Z, A, Y)           ∂C/∂θ of the data cost, into net.grad
+                optimizer.step(η, λ/n)          θ ← rule(θ, ∂C/∂θ + (λ/n)W), in place
         validate; commit the epoch: metrics.jsonl row, best.npz (if better), last.npz
     finish: say where the best and last weights are
 
@@ -338,6 +338,13 @@ def _open(run: Run, splits, progress) -> None:
         progress.message("validation: 0 — no validation split, so no best.npz will be written (use last.npz)")
 
 
+def format_epoch(m: dict, epochs: int) -> str:
+    """The line printed after each epoch: losses, accuracies, learning rate, seconds."""
+    val = f"  val loss {m['val_loss']:.4f} acc {m['val_accuracy']:.4f}" if m["val_accuracy"] is not None else ""
+    return (f"epoch {m['epoch']:>{len(str(epochs))}}/{epochs}  train loss {m['train_loss']:.4f} "
+            f"acc {m['train_accuracy']:.4f}{val}  lr {m['learning_rate']:.4g}  {m['seconds']:.1f}s")
+
+
 def model_summary(run: Run, splits) -> str:
     """One line: layers, parameters, activations, optimizer, data sizes."""
     net, t = run.network, run.config.training
@@ -498,7 +505,8 @@ class _Epochs:
         accuracy are computed once per chunk (``_score_chunk``)."""
         run, (X, y) = self.run, (self.splits.X_train, self.splits.y_train)
         net, rng, c = run.network, run.rng, run.config
-        n, m, L, lam = len(y), c.training.batch_size, net.L, c.regularization.l2
+        n, m, L = len(y), c.training.batch_size, net.L
+        decay = c.regularization.l2 / n  # λ/n
         dropout = any(self.rates)
         order = rng.permutation(n)  # one permutation per epoch
         total_loss, correct = 0.0, 0
@@ -512,8 +520,8 @@ class _Epochs:
                 ws.A[L] = AL[s : s + m]  # this batch's outputs go straight into the chunk's
                 masks = dropout_masks(net.layers, self.rates, ws.m, rng, net.dtype) if dropout else None
                 Z, A = net.forward(Xc[s : s + m], masks, ws)
-                net.backward(Z, A, Yc[s : s + m], lam, n, masks, ws)  # ∂J/∂θ into net.grad
-                run.optimizer.step(lr)
+                net.backward(Z, A, Yc[s : s + m], masks, ws)  # ∂C/∂θ into net.grad
+                run.optimizer.step(lr, decay)  # with the L2 term (λ/n)W
             loss, right = self._score_chunk(AL, Yc, labels, epoch)
             total_loss, correct = total_loss + loss, correct + right
         if not np.isfinite(net.theta).all():

@@ -37,8 +37,8 @@ def trained_state(network, config):
     Y = np.eye(10, dtype=np.float32)[labels]
     ws = kernels.Workspace(network, 20)  # as training does: the gradients land in network.grad
     Z, A = network.forward(X, None, ws)
-    network.backward(Z, A, Y, 1.0, 20, None, ws)
-    optimizer.step(0.01)
+    network.backward(Z, A, Y, None, ws)
+    optimizer.step(0.01, 1.0 / 20)
     return optimizer.state_dict()
 
 

@@ -116,8 +116,8 @@ def test_gradcheck_fails_when_backward_ignores_the_mask(activation, monkeypatch)
     net, X, Y, masks = small_network(activation)
     backward = Network.backward
 
-    def backward_without_mask(self, Z, A, Y, lam=0.0, n=1, masks=None):
-        return backward(self, Z, A, Y, lam, n)  # forward used the mask, backward forgets it
+    def backward_without_mask(self, Z, A, Y, masks=None, ws=None):
+        return backward(self, Z, A, Y)  # forward used the mask, backward forgets it
 
     monkeypatch.setattr(Network, "backward", backward_without_mask)
     assert worst(gradcheck.check_network(net, X, Y, 0.0, 20, masks=masks, params=200)) > 1e-2

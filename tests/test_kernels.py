@@ -123,12 +123,12 @@ def test_forward_and_backward_through_a_workspace_equal_the_fresh_ones(activatio
     Y = F.one_hot(rng.integers(0, 4, m), 4, np.float32)
     masks = dropout_masks(net.layers, [rate] * (net.L - 1), m, rng, np.float32) if rate else None
     Z0, A0 = net.forward(X, masks)
-    dW0, db0 = net.backward(Z0, A0, Y, lam, 50, masks)
+    dW0, db0 = net.backward(Z0, A0, Y, masks)
 
     ws = K.Workspace(net, m)
     for _ in range(2):  # the second call reuses (overwrites) the buffers of the first
         Z, A = net.forward(X, masks, ws)
-        dW, db = net.backward(Z, A, Y, lam, 50, masks, ws)
+        dW, db = net.backward(Z, A, Y, masks, ws)
     for l in range(1, net.L + 1):
         assert Z[l] is ws.Z[l] and A[l] is ws.A[l] and dW[l] is ws.dW[l] and db[l] is ws.db[l]
         assert np.array_equal(Z[l], Z0[l]) and np.array_equal(A[l], A0[l])
@@ -168,8 +168,8 @@ def test_a_training_step_allocates_no_arrays():
 
     def step():
         Z, A = net.forward(X, None, ws)
-        net.backward(Z, A, Y, 5.0, 100, None, ws)  # with the L2 term
-        opt.step(0.5)
+        net.backward(Z, A, Y, None, ws)
+        opt.step(0.5, 5.0 / 100)  # with the L2 term
 
     step()
     tracemalloc.start()

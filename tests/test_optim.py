@@ -155,6 +155,29 @@ def test_a_network_larger_than_one_block_gets_the_same_update(name):
         assert np.array_equal(big.W[l], p.W[1]) and np.array_equal(big.b[l], p.b[1])
 
 
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("layers", [[6, 5, 3], [784, 400, 10]])  # one block; many blocks
+def test_step_with_decay_is_the_rule_on_the_gradient_of_j(name, layers):
+    # Training passes ∂C/∂θ and decay = λ/n to step; the result must be the rule applied to
+    # ∂J/∂θ = gradients(X, Y, λ, n), bit for bit: the L2 term on the weights, not the biases.
+    rng = np.random.default_rng(5)
+    X = rng.random((16, layers[0]))
+    Y = np.eye(layers[-1])[rng.integers(0, layers[-1], 16)]
+    lam, n = 3.0, 16
+    a = Network.create(layers, "tanh", "softmax", "log_likelihood", "xavier", np.random.default_rng(0), np.float64)
+    b = a.astype(np.float64)
+    opt_a, opt_b = make_optimizer(a, TrainingConfig(optimizer=name)), make_optimizer(b, TrainingConfig(optimizer=name))
+    for _ in range(3):
+        dC = a.backward(*a.forward(X), Y)
+        for l in range(1, a.L + 1):
+            a.dW[l][...], a.db[l][...] = dC[0][l], dC[1][l]
+        opt_a.step(0.05, lam / n)
+        step(opt_b, b, *b.gradients(X, Y, lam, n), 0.05)
+    assert np.array_equal(a.theta, b.theta)
+    if name != "sgd":
+        assert all(np.array_equal(u, v) for u, v in zip(opt_a.vectors.values(), opt_b.vectors.values()))
+
+
 def test_parameters_and_gradients_are_views_of_one_vector_each():
     network = net()
     for l in range(1, network.L + 1):
