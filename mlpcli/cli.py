@@ -168,8 +168,9 @@ def fetch_command(dataset: str, data_dir: Path, mirrors: tuple[str, ...], source
     def echo(message: str) -> None:
         click.secho(message, err=True, fg="yellow" if message.startswith("WARNING") else None)
 
-    lines = fetch.fetch(dataset, data_dir, mirrors=mirrors, force=force, verify=not no_verify,
-                        quiet=quiet, source_dir=source_dir, echo=echo)
+    lines = fetch.fetch(dataset, data_dir, fetch.FetchOptions(
+        mirrors=mirrors, force=force, verify=not no_verify, quiet=quiet, source_dir=source_dir),
+        echo=echo)
     if not quiet:
         for line in lines:
             click.echo(line)

@@ -15,7 +15,15 @@ other URL it is restarted, so two mirrors' bytes are never stitched together. A 
 answers a ``Range`` request with 200 has sent the whole file again, and the ``.part`` restarts.
 
 Files already present are re-verified (hashing takes well under a second) and never
-downloaded again unless ``force``; a file that fails verification is deleted and fetched anew.
+downloaded again unless ``force``. mlpcli deletes or overwrites only what it wrote itself (a
+``.part`` and its sidecar): a file present that fails verification may be the user's own, so it
+is left alone and the fetch fails naming it; with ``force`` it is replaced, but only by the
+``os.replace`` of a verified download, so a failed download leaves it as it was.
+
+Each file gets ``HttpOptions.deadline`` seconds per mirror (retries, waits and resumes
+included): a mirror that trickles, or sends headers and then nothing, is given up on and the
+next one tried. Retries (connection errors, 429, 5xx) wait a backoff or the server's
+Retry-After, capped at ``HttpOptions.max_retry_after``, and each wait is said.
 """
 
 from __future__ import annotations
@@ -27,15 +35,16 @@ import json
 import os
 import shutil
 import sys
+import threading
+import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
@@ -237,34 +246,24 @@ def _check_payload(path: Path, spec: FileSpec) -> Check:
 
 @dataclass(frozen=True)
 class HttpOptions:
-    """Timeouts (seconds) and retry policy; tests shrink them."""
+    """Timeouts (seconds), the retry policy and the per-file deadline; tests shrink them."""
 
     connect_timeout: float = 15.0
-    read_timeout: float = 60.0
-    retries: int = 3  # per request: connection errors, 429 and 5xx, with exponential backoff
-    backoff: float = 0.5  # urllib3's backoff_factor: waits grow 2× per retry
+    read_timeout: float = 60.0  # no byte for this long: the answer or the body has stalled
+    retries: int = 3  # per request: connection errors, read timeouts, 429 and 5xx
+    backoff: float = 0.5  # the first retry waits this long, each later one twice as long
     resumes: int = 3  # per mirror: a connection dropped mid-body is resumed this many times
-    max_retry_after: float = 60.0  # never wait longer than this for a server's Retry-After
+    max_retry_after: float = 30.0  # never wait longer than this for a server's Retry-After
+    deadline: float = 300.0  # per file per mirror, every retry, wait and resume included
 
 
-class _Retry(Retry):
-    """urllib3's Retry, but a server's Retry-After is capped (``new()`` keeps the subclass)."""
-
-    cap: float = 60.0
-
-    def get_retry_after(self, response):
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, self.cap)
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-def make_session(http: HttpOptions) -> requests.Session:
-    retry = _Retry(total=http.retries, backoff_factor=http.backoff, raise_on_status=False,
-                   status_forcelist=(429, 500, 502, 503, 504), allowed_methods={"GET"})
-    retry.cap = http.max_retry_after
+def make_session() -> requests.Session:
+    """A session without urllib3 retries: ``_request`` retries, so it can say so and keep to
+    the deadline."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
     session.headers["User-Agent"] = f"mlpcli/{__version__}"
     return session
 
@@ -275,6 +274,28 @@ class _MirrorFailed(Exception):
 
 class _Dropped(Exception):
     """The body stopped short; the same URL may be asked to resume."""
+
+
+@dataclass
+class _Transfer:
+    """One file from one mirror: where its bytes go, and the clock its deadline runs on."""
+
+    session: requests.Session
+    url: str
+    part: Path
+    http: HttpOptions
+    progress: bool = False
+    info: Callable[[str], None] = lambda message: None
+    start: float = field(default_factory=time.monotonic)
+
+    def left(self) -> float:
+        return self.http.deadline - (time.monotonic() - self.start)
+
+    def gave_up(self, received: int | None = None) -> _MirrorFailed:
+        if received is None:
+            received = self.part.stat().st_size if self.part.exists() else 0
+        return _MirrorFailed(f"gave up after {time.monotonic() - self.start:.1f} s at {received} "
+                             f"bytes (deadline {self.http.deadline:g} s per file per mirror)")
 
 
 def _describe(error: Exception, http: HttpOptions) -> str:
@@ -314,86 +335,182 @@ def _sidecar(part: Path) -> Path:
     return part.with_name(part.name + ".json")
 
 
-def _download(session: requests.Session, url: str, part: Path, http: HttpOptions,
-              progress: bool) -> None:
-    """Bring ``url`` into ``part``, resuming after mid-body drops; raise ``_MirrorFailed``."""
-    for attempt in range(http.resumes + 1):
+def _download(t: _Transfer) -> None:
+    """Bring ``t.url`` into ``t.part``, resuming after mid-body drops, all within the deadline;
+    raise ``_MirrorFailed``."""
+    for attempt in range(t.http.resumes + 1):
         try:
-            _get(session, url, part, http, progress)
+            _get(t)
             return
         except _Dropped as dropped:
-            if attempt == http.resumes:
+            if t.left() <= 0:
+                raise t.gave_up() from None
+            if attempt == t.http.resumes:
                 raise _MirrorFailed(f"{dropped} (the .part is kept to resume from this mirror)")
 
 
-def _get(session: requests.Session, url: str, part: Path, http: HttpOptions,
-         progress: bool) -> None:
-    state = _load_sidecar(_sidecar(part))
-    validator = state.get("etag") or state.get("last_modified")
-    offset = part.stat().st_size if part.exists() else 0
-    headers = {}
-    if offset and state.get("url") == url and validator:
-        headers = {"Range": f"bytes={offset}-", "If-Range": validator}
-    else:
-        offset = 0  # a .part from another URL, or without a validator: never stitch; restart
-
-    try:
-        response = session.get(url, headers=headers, stream=True,
-                               timeout=(http.connect_timeout, http.read_timeout))
-    except requests.RequestException as error:
-        raise _MirrorFailed(_describe(error, http)) from None
+def _get(t: _Transfer) -> None:
+    """One request for the rest of the file: resumed where the .part may be, else restarted."""
+    headers, offset = _resume_from(t)
+    response = _request(t, headers)
     with response:
-        status = response.status_code
-        if status == 416 and offset:  # the .part is no prefix of what is there now
-            _clear_part(part)
-            raise _Dropped("the server refused to resume")
-        if status == 206:
-            if not (offset and response.headers.get("Content-Range", "").startswith(
-                    f"bytes {offset}-")):
-                _clear_part(part)
-                raise _Dropped("the server sent a part that does not continue the .part")
-            mode = "ab"
-        elif status == 200:
-            offset, mode = 0, "wb"  # a full answer, even to a Range request: restart
-        else:
-            retries = getattr(response.raw, "retries", None)
-            retried = len(retries.history) if retries else 0
-            after = f" (after {retried} retries)" if retried else ""
-            raise _MirrorFailed(f"HTTP {status} {response.reason or ''}".rstrip() + after)
-        if "html" in response.headers.get("Content-Type", "").lower():
-            raise _MirrorFailed("served a web page (text/html) instead of the gzip file — "
-                                "a proxy, captive portal or error page answered")
+        mode = _body_mode(t, response, offset)
+        if mode == "wb":
+            offset = 0
         # Record where these bytes come from BEFORE any of them land in the .part.
-        atomic_text(_sidecar(part), json.dumps({
-            "url": url, "etag": response.headers.get("ETag"),
+        atomic_text(_sidecar(t.part), json.dumps({
+            "url": t.url, "etag": response.headers.get("ETag"),
             "last_modified": response.headers.get("Last-Modified")}))
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
-        received = offset
-        with open(part, mode) as out, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=part.name.removesuffix(".part"), leave=False, disable=not progress) as bar:
-            # As sent (no Content-Encoding decoding): the bytes the hashes are pinned for.
-            # Small reads: urllib3 waits for a whole chunk, and a Ctrl-C keeps what arrived.
-            chunks = response.raw.stream(_HASH_CHUNK // 64, decode_content=False)
-            while True:
-                try:
-                    chunk = next(chunks, None)
-                except (requests.RequestException, urllib3.exceptions.HTTPError,
-                        OSError) as error:  # network errors only: writes happen below
-                    why = _describe(error, http) if "timed out" in str(error) \
-                        else "connection dropped"
-                    raise _Dropped(f"{why} after {received} bytes") from None
-                if chunk is None:
-                    break
-                out.write(chunk)
-                out.flush()
-                received += len(chunk)
-                bar.update(len(chunk))
+        received = _receive(t, response, mode, offset, total)
+    if total is not None and received != total:
+        raise _Dropped(f"connection dropped after {received} of {total} bytes")
+
+
+def _resume_from(t: _Transfer) -> tuple[dict, int]:
+    """Range headers and the offset to resume from; ``({}, 0)``: start from the beginning."""
+    state = _load_sidecar(_sidecar(t.part))
+    validator = state.get("etag") or state.get("last_modified")
+    offset = t.part.stat().st_size if t.part.exists() else 0
+    if offset and state.get("url") == t.url and validator:
+        return {"Range": f"bytes={offset}-", "If-Range": validator}, offset
+    return {}, 0  # a .part from another URL, or without a validator: never stitch; restart
+
+
+def _request(t: _Transfer, headers: dict) -> requests.Response:
+    """GET ``t.url`` (streamed), retrying connection errors, read timeouts, 429 and 5xx after
+    a backoff or the server's Retry-After (capped); each wait is said; all within the deadline."""
+    http = t.http
+    for attempt in range(http.retries + 1):
+        left = t.left()
+        if left <= 0:
+            raise t.gave_up()
+        try:
+            response = t.session.get(t.url, headers=headers, stream=True, timeout=(
+                min(http.connect_timeout, left), min(http.read_timeout, left)))
+        except (requests.ConnectionError, requests.Timeout) as error:
+            if t.left() <= 0:
+                raise t.gave_up() from None
+            why, asked = _describe(error, http), None
+        except requests.RequestException as error:  # a bad URL: no retry helps
+            raise _MirrorFailed(_describe(error, http)) from None
+        else:
+            if response.status_code not in _RETRY_STATUSES:
+                return response
+            why = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+            asked = _retry_after(response)
+            response.close()
+        if attempt < http.retries:
+            _wait_to_retry(t, why, asked, attempt)
+    after = f" (after {http.retries} retries)" if http.retries else ""
+    raise _MirrorFailed(why + after)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """The seconds a 429 or 503 answer's Retry-After asks for (a number or an HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value or response.status_code not in (429, 503):
+        return None
+    try:
+        return max(0.0, float(Retry(0).parse_retry_after(value)))
+    except (urllib3.exceptions.InvalidHeader, ValueError, OverflowError):
+        return None
+
+
+def _wait_to_retry(t: _Transfer, why: str, asked: float | None, attempt: int) -> None:
+    http = t.http
+    wait = http.backoff * 2 ** attempt if asked is None else min(asked, http.max_retry_after)
+    if wait >= t.left():
+        raise _MirrorFailed(f"{why}; a retry in {wait:g} s would pass the deadline "
+                            f"({http.deadline:g} s per file per mirror)")
+    capped = f" (it asked for {asked:g} s; capped)" if asked is not None and asked > wait else ""
+    t.info(f"{t.part.name.removesuffix('.part')}: {why} from {t.url}; retrying in {wait:.3g} s"
+           f"{capped} (retry {attempt + 1} of {http.retries})")
+    time.sleep(wait)
+
+
+def _body_mode(t: _Transfer, response: requests.Response, offset: int) -> str:
+    """How the answer's body lands in the .part: "ab" (it continues it) or "wb" (restart)."""
+    status = response.status_code
+    if status == 416 and offset:  # the .part is no prefix of what is there now
+        _clear_part(t.part)
+        raise _Dropped("the server refused to resume")
+    if status == 206:
+        if not (offset and response.headers.get("Content-Range", "").startswith(
+                f"bytes {offset}-")):
+            _clear_part(t.part)
+            raise _Dropped("the server sent a part that does not continue the .part")
+        mode = "ab"
+    elif status == 200:
+        mode = "wb"  # a full answer, even to a Range request: restart
+    else:
+        raise _MirrorFailed(f"HTTP {status} {response.reason or ''}".rstrip())
+    if "html" in response.headers.get("Content-Type", "").lower():
+        raise _MirrorFailed("served a web page (text/html) instead of the gzip file — "
+                            "a proxy, captive portal or error page answered")
+    return mode
+
+
+class _Watchdog:
+    """Cuts a response's connection when the deadline passes: a read blocked on a server that
+    trickles, or sends nothing at all, wakes at once (urllib3 >= 2.3; else the per-chunk check
+    and the read timeout remain)."""
+
+    def __init__(self, response: requests.Response, seconds: float):
+        self.fired = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._cut, (response,))
+        self._timer.daemon = True
+
+    def _cut(self, response: requests.Response) -> None:
+        self.fired = True
+        try:
+            response.raw.shutdown()
+        except Exception:  # already released, or an older urllib3: nothing to cut
+            pass
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+
+def _receive(t: _Transfer, response: requests.Response, mode: str, offset: int,
+             total: int | None) -> int:
+    """Stream the body into the .part; return the bytes it then holds."""
+    received = offset
+    with open(t.part, mode) as out, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=t.part.name.removesuffix(".part"), leave=False, disable=not t.progress) as bar, \
+            _Watchdog(response, t.left()) as watchdog:
+        # As sent (no Content-Encoding decoding): the bytes the hashes are pinned for.
+        # Small reads: urllib3 waits for a whole chunk, and a Ctrl-C keeps what arrived.
+        chunks = response.raw.stream(_HASH_CHUNK // 64, decode_content=False)
+        while True:
+            try:
+                chunk = next(chunks, None)
+            except (requests.RequestException, urllib3.exceptions.HTTPError,
+                    OSError) as error:  # network errors only: writes happen below
+                if watchdog.fired or t.left() <= 0:
+                    raise t.gave_up(received) from None
+                why = _describe(error, t.http) if "timed out" in str(error) \
+                    else "connection dropped"
+                raise _Dropped(f"{why} after {received} bytes") from None
+            if chunk is None:
+                break
+            out.write(chunk)
             out.flush()
-            os.fsync(out.fileno())
-        if total is not None and received != total:
-            raise _Dropped(f"connection dropped after {received} of {total} bytes")
+            received += len(chunk)
+            bar.update(len(chunk))
+            if t.left() <= 0 and received != total:
+                raise t.gave_up(received)
+        if watchdog.fired and received != total:
+            raise t.gave_up(received)
+        out.flush()
+        os.fsync(out.fileno())
+    return received
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,54 +544,76 @@ def _mb(path: Path) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
 
 
+@dataclass(frozen=True)
+class FetchOptions:
+    """How ``fetch`` works.
+
+    ``mirrors`` are tried before the registry's own; ``force`` downloads (or imports) again
+    even when verified files are present — a file present is replaced only once its verified
+    successor has fully arrived; ``verify=False`` accepts files that fail their pinned hashes
+    (loudly); ``quiet`` says only warnings; ``source_dir`` imports local copies instead of
+    downloading; ``files`` limits the work to some of the data set's file names.
+    """
+
+    mirrors: Sequence[str] = ()
+    force: bool = False
+    verify: bool = True
+    quiet: bool = False
+    source_dir: str | os.PathLike | None = None
+    files: Sequence[str] | None = None
+    http: HttpOptions = field(default_factory=HttpOptions)
+
+
+class _EveryMirrorFailed(FetchError):
+    """No mirror delivered a verified file (``ensure_dataset`` words the hint for train/eval)."""
+
+
 @dataclass
 class _Job:
     """What one ``fetch`` call needs for each of its files."""
 
+    dataset: str
     folder: Path
+    options: FetchOptions
     mirrors: Sequence[str]
-    verify: bool
-    progress: bool
     info: Callable[[str], None]
-    source_dir: Path | None
-    http: HttpOptions
-    session: requests.Session | None = None
+    progress: bool
     note: str = ""
+    session: requests.Session | None = None
     current: list = field(default_factory=list)  # the .part being written (for Ctrl-C)
 
 
-def fetch(name: str, data_dir: str | os.PathLike, mirrors: Iterable[str] = (), force: bool = False,
-          verify: bool = True, quiet: bool = False, source_dir: str | os.PathLike | None = None,
-          *, files: Iterable[str] | None = None, http: HttpOptions | None = None,
+def fetch(name: str, data_dir: str | os.PathLike, options: FetchOptions | None = None,
           echo: Callable[[str], None] | None = None) -> list[str]:
-    """Download (or import from ``source_dir``) and verify data set ``name`` into
+    """Download (or import from ``options.source_dir``) and verify data set ``name`` into
     ``<data_dir>/<name>/``; return one summary line per file.
 
-    ``mirrors`` are tried before the registry's own; ``files`` limits the work to some of the
-    data set's file names. Progress and per-mirror failures go to ``echo`` (stderr by default;
-    silent when ``quiet``, except warnings). Raises ``FetchError`` when a file cannot be
-    obtained and verified, ``Interrupted`` on Ctrl-C (a ``.part`` is kept for resuming).
+    Progress, retries and per-mirror failures go to ``echo`` (stderr by default; silent with
+    ``options.quiet``, except warnings). A file present that fails verification is never
+    deleted or overwritten without ``options.force``: the call fails, naming it. Raises
+    ``FetchError`` when a file cannot be obtained and verified, ``Interrupted`` on Ctrl-C (a
+    ``.part`` is kept for resuming).
     """
     spec = dataset_spec(name)
+    options = options or FetchOptions()
     say = echo or _stderr
-    wanted = set(files) if files is not None else None
-    if not verify:
+    if not options.verify:
         say("WARNING: --no-verify: files that do not match their pinned hashes are ACCEPTED "
             "as they are; they may be corrupt, truncated or not the data you asked for.")
-    order = list(dict.fromkeys([*mirrors, *spec.mirrors]))
-    job = _Job(folder=Path(data_dir) / spec.name, mirrors=order, verify=verify,
-               progress=not quiet and sys.stderr.isatty(),
-               info=(lambda message: None) if quiet else say,
-               source_dir=Path(source_dir) if source_dir is not None else None,
-               http=http or HttpOptions(), note=spec.note)
+    job = _Job(spec.name, Path(data_dir) / spec.name, options,
+               mirrors=list(dict.fromkeys([*options.mirrors, *spec.mirrors])),
+               info=(lambda message: None) if options.quiet else say,
+               progress=not options.quiet and sys.stderr.isatty(), note=spec.note)
+    names = None if options.files is None else set(options.files)
+    wanted = [f for f in spec.files if names is None or f.name in names]
     with _writing(job.folder):
         job.folder.mkdir(parents=True, exist_ok=True)
+    present = _check_present(job, wanted)
     summary = []
     try:
-        with make_session(job.http) as job.session:
-            for file_spec in spec.files:
-                if wanted is None or file_spec.name in wanted:
-                    summary.append(_fetch_file(job, file_spec, force))
+        with make_session() as job.session:
+            for file_spec in wanted:
+                summary.append(present.get(file_spec.name) or _fetch_file(job, file_spec))
     except KeyboardInterrupt:
         kept = ""
         if job.current and job.current[-1].exists():
@@ -484,51 +623,80 @@ def fetch(name: str, data_dir: str | os.PathLike, mirrors: Iterable[str] = (), f
     return summary
 
 
-def _fetch_file(job: _Job, spec: FileSpec, force: bool) -> str:
-    final = job.folder / spec.name
-    if final.exists() and not force:
+def _check_present(job: _Job, files: Sequence[FileSpec]) -> dict[str, str]:
+    """The summary lines of files already present and verified (none with ``force``).
+
+    A file present that fails verification may be the user's own (a subset, another data
+    set): it is left alone and the call fails before anything is downloaded (with
+    ``verify=False`` it is kept as it is).
+    """
+    if job.options.force:
+        return {}
+    done, bad = {}, []
+    for spec in files:
+        final = job.folder / spec.name
+        if not final.exists():
+            continue
         check = verify_file(final, spec)
         if check.ok:
-            return f"{spec.name}: already present, verified by {check.how} (skipped)"
-        if not job.verify:
-            return f"{spec.name}: already present, NOT VERIFIED ({check.how}) (skipped)"
-        job.info(f"{spec.name}: the file present fails verification ({check.how}); deleted")
-        with _writing(final):
-            final.unlink()
+            done[spec.name] = f"{spec.name}: already present, verified by {check.how} (skipped)"
+        elif not job.options.verify:
+            done[spec.name] = f"{spec.name}: already present, NOT VERIFIED ({check.how}) (skipped)"
+        else:
+            bad.append((final, check))
+    if bad:
+        (final, check), more = bad[0], len(bad) - 1
+        others = f" (and {more} more file(s) there)" if more else ""
+        raise FetchError(
+            f"{final} does not match the pinned {job.dataset} file ({check.how}){others}; "
+            "mlpcli leaves it alone",
+            f"to train on your own IDX files use --set data.path={job.folder}, or replace it "
+            f"with: mlpcli fetch --dataset {job.dataset} --force")
+    return done
+
+
+def _fetch_file(job: _Job, spec: FileSpec) -> str:
+    final = job.folder / spec.name
     part = job.folder / (spec.name + ".part")
     job.current.append(part)
-    if job.source_dir is not None:
+    if job.options.source_dir is not None:
         return _import(job, spec, part, final)
-
     failures = []
     for mirror in job.mirrors:
-        url = mirror.rstrip("/") + "/" + spec.name
         try:
-            with _writing(part):
-                _download(job.session, url, part, job.http, job.progress)
-            check = verify_file(part, spec)
-            if not check.ok:
-                _accept_unverified(job, spec, part, check)
+            return _from_mirror(job, spec, mirror)
         except (_MirrorFailed, DataError) as error:
             why = error.message if isinstance(error, DataError) else str(error)
             failures.append(f"{mirror}: {why}")
             job.info(f"{spec.name}: {mirror} failed: {why}")
-            continue
-        with _writing(final):
-            os.replace(part, final)
-            _sidecar(part).unlink(missing_ok=True)
-        verified = f"verified by {check.how}" if check.ok else f"NOT VERIFIED ({check.how})"
-        return f"{spec.name}: downloaded from {mirror} ({_mb(final)}), {verified}"
     note = f"; {job.note}" if job.note else ""
-    raise FetchError(
+    raise _EveryMirrorFailed(
         f"{spec.name}: every mirror failed: " + "; ".join(failures) + note,
         "give a working mirror with --mirror URL (or MLPCLI_MIRROR), "
         "or import local copies with --from DIR")
 
 
+def _from_mirror(job: _Job, spec: FileSpec, mirror: str) -> str:
+    """Download one file from one mirror, verify it, and only then give it its final name."""
+    final = job.folder / spec.name
+    part = job.folder / (spec.name + ".part")
+    transfer = _Transfer(job.session, mirror.rstrip("/") + "/" + spec.name, part,
+                         job.options.http, job.progress, job.info)
+    with _writing(part):
+        _download(transfer)
+    check = verify_file(part, spec)
+    if not check.ok:
+        _accept_unverified(job, spec, part, check)
+    with _writing(final):
+        os.replace(part, final)  # atomic: a file present (with --force) is replaced only now
+        _sidecar(part).unlink(missing_ok=True)
+    verified = f"verified by {check.how}" if check.ok else f"NOT VERIFIED ({check.how})"
+    return f"{spec.name}: downloaded from {mirror} ({_mb(final)}), {verified}"
+
+
 def _accept_unverified(job: _Job, spec: FileSpec, part: Path, check: Check) -> None:
     """With --no-verify a structurally valid IDX file is kept; otherwise the bytes go."""
-    if job.verify:
+    if job.options.verify:
         _clear_part(part)
         raise _MirrorFailed(check.how + " (the bad download was deleted)")
     try:
@@ -539,13 +707,14 @@ def _accept_unverified(job: _Job, spec: FileSpec, part: Path, check: Check) -> N
 
 
 def _import(job: _Job, spec: FileSpec, part: Path, final: Path) -> str:
-    source = find_file(job.source_dir, spec.name)
+    source_dir = Path(job.options.source_dir)
+    source = find_file(source_dir, spec.name)
     if source is None:
-        raise FetchError(f"{spec.name}: not in {job.source_dir} (looked for {spec.name} and "
+        raise FetchError(f"{spec.name}: not in {source_dir} (looked for {spec.name} and "
                          f"{spec.name.removesuffix('.gz')})", "--from needs all four files")
     check = verify_file(source, spec)
     if not check.ok:
-        if job.verify:
+        if job.options.verify:
             raise FetchError(f"{source}: {check.how}", "this is not the pinned file; "
                              "--no-verify would accept it anyway (not recommended)")
         read_idx(source)  # structurally valid, at least
@@ -560,8 +729,18 @@ def _import(job: _Job, spec: FileSpec, part: Path, final: Path) -> str:
     return f"{spec.name}: imported from {source} ({_mb(final)}), {verified}"
 
 
+def _offline_hint(name: str, data_dir: str | os.PathLike) -> str:
+    """What works from ``train``/``eval`` when a registered data set cannot be downloaded."""
+    where = "" if str(data_dir) == "data" else f" --data-dir {data_dir}"
+    return (f"download it with: mlpcli fetch --dataset {name}{where} --mirror URL (or set "
+            f"MLPCLI_MIRROR=URL and run again), or import copies you have with: mlpcli fetch "
+            f"--dataset {name}{where} --from DIR; or use your own IDX files with "
+            f"--set data.path=DIR (eval: --data-path DIR)")
+
+
 def ensure_dataset(name: str, data_dir: str | os.PathLike, quiet: bool = False,
-                   echo: Callable[[str], None] | None = None) -> Path:
+                   echo: Callable[[str], None] | None = None,
+                   http: HttpOptions | None = None) -> Path:
     """``<data_dir>/<name>/``, fetching (and verifying) only the files that are missing there.
 
     Files already present (``.gz`` or raw) are not re-hashed: the IDX reader validates their
@@ -575,20 +754,24 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike, quiet: bool = False,
         say = echo or _stderr
         if not quiet:
             say(f"{spec.name}: fetching {len(missing)} missing file(s) into {folder}")
-        mirrors = os.environ.get("MLPCLI_MIRROR", "").split()
-        for line in fetch(name, data_dir, mirrors=mirrors, quiet=quiet, files=missing,
-                          echo=echo):
+        options = FetchOptions(mirrors=tuple(os.environ.get("MLPCLI_MIRROR", "").split()),
+                               quiet=quiet, files=tuple(missing), http=http or HttpOptions())
+        try:
+            lines = fetch(name, data_dir, options, echo=echo)
+        except _EveryMirrorFailed as error:
+            raise FetchError(error.message, _offline_hint(spec.name, data_dir)) from None
+        for line in lines:
             if not quiet:
                 say(line)
     return folder
 
 
-def load_splits(data_cfg, quiet: bool = False) -> data.Splits:
+def load_splits(data_cfg, quiet: bool = False, http: HttpOptions | None = None) -> data.Splits:
     """``data.load_splits``, after fetching a registered data set whose files are missing.
 
     This is what ``train``, ``eval`` and the public API use: a fresh machine needs no separate
     ``mlpcli fetch``. A config with ``data.path`` set is read as it is, never fetched.
     """
     if data_cfg.path is None and data_cfg.dataset in REGISTRY:
-        ensure_dataset(data_cfg.dataset, data_cfg.dir, quiet=quiet)
+        ensure_dataset(data_cfg.dataset, data_cfg.dir, quiet=quiet, http=http)
     return data.load_splits(data_cfg)

@@ -34,7 +34,8 @@ IMAGES = "train-images-idx3-ubyte.gz"
 def run_fetch(data_dir, mirrors, **kw):
     messages = []
     kw.setdefault("http", FAST)
-    lines = fetch.fetch("synthetic", data_dir, mirrors=mirrors, echo=messages.append, **kw)
+    options = fetch.FetchOptions(mirrors=tuple(mirrors), **kw)
+    lines = fetch.fetch("synthetic", data_dir, options, echo=messages.append)
     return lines, messages
 
 
@@ -213,14 +214,18 @@ def test_verified_files_are_skipped_without_any_request(idx_dataset, fault_serve
     assert len(fault_server.requests) == 8
 
 
-def test_a_corrupt_file_present_is_replaced(idx_dataset, fault_server, tmp_path):
+def test_a_corrupt_file_present_is_kept_and_replaced_only_with_force(idx_dataset, fault_server,
+                                                                     tmp_path):
     mirror = fault_server.add("a/", idx_dataset.archives)
     folder = idx_dataset.write(tmp_path / "synthetic")
-    (folder / IMAGES).write_bytes(idx_dataset.archives[IMAGES][:-10])
-    lines, messages = run_fetch(tmp_path, [mirror])
-    assert [h for h, _ in fault_server.requests] == ["/a/" + IMAGES]
-    assert "downloaded" in lines[0] and all("skipped" in line for line in lines[1:])
-    assert any("fails verification" in m for m in messages)
+    corrupt = idx_dataset.archives[IMAGES][:-10]
+    (folder / IMAGES).write_bytes(corrupt)
+    with pytest.raises(FetchError, match="does not match the pinned synthetic file") as error:
+        run_fetch(tmp_path, [mirror])
+    assert "leaves it alone" in str(error.value) and "--force" in str(error.value)
+    assert fault_server.requests == [] and (folder / IMAGES).read_bytes() == corrupt
+    lines, _ = run_fetch(tmp_path, [mirror], force=True)
+    assert "downloaded" in lines[0]
     assert (folder / IMAGES).read_bytes() == idx_dataset.archives[IMAGES]
 
 
