@@ -57,9 +57,14 @@ def save(
     optimizer_state: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a checkpoint atomically; returns its path."""
+    return atomic_write(path, writer(network, config, meta, optimizer_state))
+
+
+def writer(network: Network, config, meta: dict | None = None, optimizer_state: dict | None = None):
+    """A ``write(file)`` that writes the checkpoint (for ``runs.atomic_write_all``, which
+    commits several files as one unit)."""
     from mlpcli.config import config_to_dict
 
-    path = Path(path)
     full_meta = {
         "format_version": FORMAT_VERSION,
         "mlpcli_version": __version__,
@@ -71,8 +76,7 @@ def save(
     for name, value in (optimizer_state or {}).items():
         arrays[OPT_PREFIX + name] = np.asarray(value)
     arrays["meta"] = np.array(json.dumps(full_meta))
-    atomic_write(path, lambda f: np.savez(f, **arrays))
-    return path
+    return lambda f: np.savez(f, **arrays)
 
 
 def load(path: str | os.PathLike) -> Checkpoint:

@@ -53,29 +53,43 @@ def shown(path) -> str:
 
 def atomic_write(path, write: Callable) -> Path:
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it into place."""
-    path = Path(path)
-    # Not mkstemp: its files are private (0600); a run's files get the umask's permissions.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    return atomic_write_all([(path, write)])[0]
+
+
+def atomic_write_all(files) -> list[Path]:
+    """Write several files as one unit: every ``(path, write)`` into its temp file first (the
+    step that can fail: a full disk, a lost permission), and only when all are written rename
+    them into place, in order. A failure before the renames leaves every old file as it was
+    and no temp file behind."""
+    written: list[tuple[Path, Path]] = []
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        for path, write in files:
+            path = Path(path)
+            # Not mkstemp: its files are private (0600); a run's files get the umask's permissions.
+            tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            written.append((path, tmp))
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        for path, tmp in written:
+            os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        for _, tmp in written:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         raise
-    _fsync_dir(path.parent)
-    return path
+    for folder in dict.fromkeys(path.parent for path, _ in written):
+        _fsync_dir(folder)
+    return [path for path, _ in written]
 
 
 def atomic_text(path, text: str) -> Path:
     """``atomic_write`` of a UTF-8 text."""
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write(path, text_writer(text))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -116,6 +130,11 @@ def clean_temporaries(folder) -> list[Path]:
 def metrics_text(rows) -> str:
     """The text of a metrics.jsonl holding ``rows``."""
     return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def text_writer(text: str) -> Callable:
+    """A ``write(file)`` for ``atomic_write``/``atomic_write_all`` that writes UTF-8 ``text``."""
+    return lambda f: f.write(text.encode("utf-8"))
 
 
 def write_metrics(run_dir, rows) -> Path:

@@ -26,6 +26,7 @@ for bit. Progress goes to a callback object (``Progress``); the tqdm bars live i
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import signal
 import threading
@@ -45,8 +46,9 @@ from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interru
 from mlpcli.evaluate import evaluate
 from mlpcli.network import Network, dropout_masks, dropout_rates, scale01
 from mlpcli.optim import learning_rate, make_optimizer
-from mlpcli.runs import (BEST, CONFIG_FILE, LAST, METRICS_FILE, atomic_text, clean_temporaries,
-                         default_run_dir, read_metrics, shown, write_metrics)
+from mlpcli.runs import (BEST, CONFIG_FILE, LAST, METRICS_FILE, atomic_text, atomic_write_all,
+                         clean_temporaries, default_run_dir, metrics_text, read_metrics, shown,
+                         text_writer, write_metrics)
 
 # Keys that say where things live, not what is trained: they may differ on --resume.
 LOCATION_KEYS = ("name", "data.dir", "data.path", "output.dir")
@@ -320,16 +322,13 @@ def _open(run: Run, splits, progress) -> None:
     """Check the data against the run, create the folder, clean what a killed run left."""
     _check_data(run, splits)
     run.meta.update(dataset=getattr(splits, "dataset", run.config.data.dataset), n_train=len(splits.y_train))
-    try:
+    with _writing(run, run.dir):
         run.dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CheckpointError(f"cannot create run folder {run.dir}: {error.strerror or error}",
-                              "choose another --out") from None
-    clean_temporaries(run.dir)
-    if not run.replacing:
-        atomic_text(run.dir / CONFIG_FILE, dump_yaml(run.config))
-        if run.resumed is not None:
-            write_metrics(run.dir, run.rows)
+        clean_temporaries(run.dir)
+        if not run.replacing:
+            atomic_text(run.dir / CONFIG_FILE, dump_yaml(run.config))
+            if run.resumed is not None:
+                write_metrics(run.dir, run.rows)
     progress.message(f"run folder: {shown(run.dir)}")
     progress.message(model_summary(run, splits))
     if run.resumed is not None:
@@ -377,16 +376,19 @@ def _commit(run: Run, metrics: dict) -> None:
     meta = {"epoch": metrics["epoch"], "metrics": metrics, "rng_state": run.rng.bit_generator.state,
             "state": dataclasses.asdict(state), **run.meta}
     opt_state = run.optimizer.state_dict()
+    files = [(run.dir / METRICS_FILE, text_writer(metrics_text(run.rows + [metrics])))]
+    if run.replacing:
+        files.append((run.dir / CONFIG_FILE, text_writer(dump_yaml(run.config))))
+    write = checkpoint.writer(run.network, run.config, meta, opt_state)
+    files += [(run.dir / BEST, write)] * improved + [(run.dir / LAST, write)]
     with _signals_deferred():
-        if improved:
-            checkpoint.save(run.dir / BEST, run.network, run.config, meta, opt_state)
-        checkpoint.save(run.dir / LAST, run.network, run.config, meta, opt_state)
-        write_metrics(run.dir, run.rows + [metrics])
-        if run.replacing:
-            atomic_text(run.dir / CONFIG_FILE, dump_yaml(run.config))
-            if not improved:
-                (run.dir / BEST).unlink(missing_ok=True)
-            run.replacing = []
+        # metrics first, last.npz last: a crash between the renames leaves metrics.jsonl at
+        # most one row ahead, which a resume from last.npz drops
+        with _writing(run, run.dir / LAST):
+            atomic_write_all(files)
+        if run.replacing and not improved:
+            (run.dir / BEST).unlink(missing_ok=True)  # the earlier run's; this one has none yet
+        run.replacing = []
         run.rows.append(metrics)
         run.state = state
 
@@ -545,6 +547,23 @@ class _Epochs:
             total += loss * min(m, k - i * m)
             self.progress.batch(loss)
         return total, int(np.count_nonzero(AL.argmax(axis=1) == labels))
+
+
+@contextmanager
+def _writing(run: Run, path: Path):
+    """An OSError while writing the run (full disk, read-only, no permission, a file where a
+    folder should be) becomes one line that names the path and says what was kept."""
+    try:
+        yield
+    except OSError as error:
+        kept = (f"{shown(run.dir / LAST)} keeps epoch {run.state.epoch}" if run.state.epoch and (run.dir / LAST).is_file()
+                else "nothing of this run was saved")
+        if run.replacing:
+            kept += "; the earlier run's files are untouched"
+        why = "no space left on the device" if error.errno in (errno.ENOSPC, errno.EDQUOT) else error.strerror or error
+        hint = (f"free some space or fix the folder, then resume with: mlpcli train --resume {shown(run.dir / LAST)}"
+                if run.state.epoch else "choose another --out: a folder you can write, on a disk with free space")
+        raise CheckpointError(f"cannot write {shown(path)}: {why} ({kept})", hint) from None
 
 
 # --- signals --------------------------------------------------------------------------------
