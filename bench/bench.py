@@ -222,11 +222,17 @@ def child_torch(net, data, epochs, threads):
 # --- parent: orchestration and the table ----------------------------------------------------------
 
 
-def run_child(args_list, threads, timeout=None):
+def run_child(args_list, threads, timeout=None, checkout=None):
+    """One measurement in a new process; ``checkout``: another mlpcli source tree whose own
+    bench.py and package run it (a before/after comparison in the same invocation)."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args_list, "--threads", str(threads)]
+    script = Path(__file__).resolve()
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout) + os.pathsep + env.get("PYTHONPATH", "")
+        script = Path(checkout).resolve() / "bench" / "bench.py"
+    cmd = [sys.executable, str(script), *args_list, "--threads", str(threads)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args_list)} failed:\n{proc.stderr.strip()[-2000:]}")
@@ -258,6 +264,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads for every trainer")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     p.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    p.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                   help="also time the mlpcli of another source tree (e.g. a git worktree of an older "
+                   "commit), alternating with this one: a before/after table from one run")
     p.add_argument("--child", choices=["gemm", "mlpcli", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--network", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -287,13 +296,16 @@ def main(argv=None):
     load_start = _load()
     print(f"GEMM peak ({GEMM_N}³ float32, NumPy, {args.threads} threads) …", file=sys.stderr)
     peaks = [run_child(["--child", "gemm"], args.threads)]
-    results = {n: {"mlpcli": [], "torch": []} for n in networks}
+    trainers = ["mlpcli"] + ["compare"] * (args.compare is not None) + ["torch"] * use_torch
+    results = {n: {who: [] for who in trainers} for n in networks}
     common = ["--data", str(args.data), "--epochs", str(args.epochs)]
     for net in networks:
         for r in range(args.repeats):
-            for who in ("mlpcli", "torch") if use_torch else ("mlpcli",):
+            for who in trainers:
                 print(f"{net} round {r + 1}/{args.repeats}: {who} …", file=sys.stderr)
-                out = run_child(["--child", who, "--network", net, *common], args.threads)
+                child = "mlpcli" if who == "compare" else who
+                out = run_child(["--child", child, "--network", net, *common], args.threads,
+                                checkout=args.compare if who == "compare" else None)
                 results[net][who].append(out)
                 print(f"    s/epoch {' '.join(f'{t:.3f}' for t in out['epoch_seconds'])}  "
                       f"test acc {out['test_accuracy']:.4f}  max RSS {out['max_rss_mib']:.0f} MiB",
@@ -309,39 +321,7 @@ def main(argv=None):
     head = "| network | trainer | s/epoch | mlpcli ÷ PyTorch | GFLOP/s | % of peak | max RSS MiB | test acc |"
     print(head)
     print("|---|---|---|---|---|---|---|---|")
-    table = {}
-    for net in networks:
-        spec = NETWORKS[net]
-        rows = {}
-        for who in ("mlpcli", "torch"):
-            runs = results[net][who]
-            if not runs:
-                continue
-            s = median_after_first(runs)
-            flops = flops_per_epoch(spec["layers"], runs[0]["n_train"])
-            rows[who] = {
-                "s_per_epoch": s,
-                "gflops": flops / s / 1e9,
-                "percent_of_peak": 100 * flops / s / 1e9 / peak,
-                "max_rss_mib": max(r["max_rss_mib"] for r in runs),
-                "test_accuracy": statistics.median(r["test_accuracy"] for r in runs),
-                "runs": runs,
-            }
-        ratio = rows["mlpcli"]["s_per_epoch"] / rows["torch"]["s_per_epoch"] if "torch" in rows else None
-        for who, row in rows.items():
-            label = "mlpcli" if who == "mlpcli" else "PyTorch " + _torch_version()
-            print(f"| {net}: {spec['label']} | {label} | {row['s_per_epoch']:.3f} | "
-                  f"{fmt(ratio, '.2f') if who == 'mlpcli' else ''} | {row['gflops']:.1f} | "
-                  f"{row['percent_of_peak']:.1f} | {row['max_rss_mib']:.0f} | {row['test_accuracy']:.4f} |")
-        table[net] = {"ratio": ratio, **rows}
-    print()
-    for net, row in table.items():
-        fastest = {who: min(t for r in row[who]["runs"] for t in r["epoch_seconds"][1:])
-                   for who in ("mlpcli", "torch") if who in row}
-        line = f"{net}: fastest epoch mlpcli {fastest['mlpcli']:.3f} s"
-        if "torch" in fastest:
-            line += f", PyTorch {fastest['torch']:.3f} s (ratio {fastest['mlpcli'] / fastest['torch']:.2f})"
-        print(line)
+    table = print_table(results, networks, peak, args.compare)
     if args.no_torch:
         print("\n(PyTorch skipped: --no-torch)")
     elif not use_torch:
@@ -351,6 +331,39 @@ def main(argv=None):
                                          "epochs": args.epochs, "repeats": args.repeats,
                                          "threads": args.threads}, indent=1))
     return 0
+
+
+def summarize(runs, layers, peak):
+    """s/epoch, GFLOP/s, share of peak, max RSS and test accuracy of one trainer's runs."""
+    s = median_after_first(runs)
+    flops = flops_per_epoch(layers, runs[0]["n_train"])
+    return {"s_per_epoch": s, "gflops": flops / s / 1e9, "percent_of_peak": 100 * flops / s / 1e9 / peak,
+            "max_rss_mib": max(r["max_rss_mib"] for r in runs),
+            "test_accuracy": statistics.median(r["test_accuracy"] for r in runs), "runs": runs}
+
+
+def print_table(results, networks, peak, compare=None):
+    """The markdown table (one row per network and trainer) and the fastest epochs; returns
+    every number by network."""
+    labels = {"mlpcli": "mlpcli", "compare": f"mlpcli @ {compare}", "torch": "PyTorch " + _torch_version()}
+    table = {}
+    for net in networks:
+        spec = NETWORKS[net]
+        rows = {who: summarize(runs, spec["layers"], peak) for who, runs in results[net].items() if runs}
+        for who, row in rows.items():
+            ratio = row["s_per_epoch"] / rows["torch"]["s_per_epoch"] if "torch" in rows and who != "torch" else None
+            row["ratio"] = ratio
+            print(f"| {net}: {spec['label']} | {labels[who]} | {row['s_per_epoch']:.3f} | {fmt(ratio, '.2f')} | "
+                  f"{row['gflops']:.1f} | {row['percent_of_peak']:.1f} | {row['max_rss_mib']:.0f} | "
+                  f"{row['test_accuracy']:.4f} |")
+        table[net] = {"ratio": rows["mlpcli"].get("ratio"), **rows}
+    print()
+    for net, rows in table.items():
+        fastest = {who: min(t for r in rows[who]["runs"] for t in r["epoch_seconds"][1:]) for who in results[net]}
+        parts = [f"{labels[who]} {t:.3f} s" + (f" ({t / fastest['torch']:.2f})" if "torch" in fastest and who != "torch" else "")
+                 for who, t in fastest.items()]
+        print(f"{net}: fastest epoch " + ", ".join(parts))
+    return table
 
 
 def _load():

@@ -152,7 +152,9 @@ def fetch_command(dataset: str, data_dir: Path, mirrors: tuple[str, ...], source
     """Download a data set's four IDX files, verify them against pinned hashes, keep them.
 
     Mirrors are tried in order (yours first); a download that stops half way is resumed
-    from the same mirror next time; a file that does not match its pinned hash is deleted.
+    from the same mirror next time; a download that does not match its pinned hash is
+    deleted, and a file you placed in the folder is never touched (--force replaces it only
+    once a verified download has arrived).
     Verified files already present are not downloaded again. Exit status 0 means all four
     files are present and verified.
 
