@@ -1,7 +1,7 @@
 """Benchmark: mlpcli's trainer against PyTorch on the CPU, and against the machine's GEMM peak.
 
 For each network (A, B, C below) the script trains mlpcli through its library API
-(``mlpcli.config`` → ``mlpcli.data.load_splits`` → ``mlpcli.train.train``) and, when PyTorch
+(``mlpcli.config`` → ``mlpcli.data.read_splits`` → ``mlpcli.train.fit``) and, when PyTorch
 is installed, the same network in PyTorch: same layers, activations, cost definition, initial
 weights (copied from mlpcli's ``Network.create`` with the same seed), L2 on weights only,
 batch size, learning rate, optimizer, epochs, float32, and the same number of threads.
@@ -129,13 +129,13 @@ class _EpochClock:
 
 
 def child_mlpcli(net, data, epochs):
-    from mlpcli.data import load_splits
+    from mlpcli.data import read_splits
     from mlpcli.evaluate import evaluate
     from mlpcli.train import fit
 
     with tempfile.TemporaryDirectory(prefix="mlpcli-bench-") as tmp:
         config = mlpcli_config(net, data, epochs, Path(tmp) / "run")
-        splits = load_splits(config.data)
+        splits = read_splits(config.data)
         clock = _EpochClock()
         history = fit(config, splits, Path(tmp) / "run", progress=clock)
         test = evaluate(history.network, splits.X_test, splits.y_test)
@@ -154,14 +154,14 @@ def child_torch(net, data, epochs, threads):
     import torch
 
     from mlpcli.config import load_config
-    from mlpcli.data import load_splits
+    from mlpcli.data import read_splits
     from mlpcli.network import Network
 
     torch.set_num_threads(threads)
     torch.manual_seed(SEED)
     spec = NETWORKS[net]
     data_cfg = load_config({"data": {"path": str(data), "validation": 0}}).data
-    splits = load_splits(data_cfg)
+    splits = read_splits(data_cfg)
     # The same initial weights as mlpcli's run (same init, same seed).
     init = Network.create(spec["layers"], spec["activation"], spec["output"], spec["cost"],
                           spec["init"], np.random.default_rng(SEED), np.float32)

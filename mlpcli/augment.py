@@ -1,16 +1,37 @@
-"""Training-time input augmentation: random translations and horizontal flips.
+"""Training-time input augmentation: shifts and flips, affine and elastic distortions.
 
-Each training batch (uint8 pixels, one 28×28 image per row, before ``scale01``) is
-transformed image by image with its own random draw — but without a Python loop over
-images: every output pixel is one gather from a zero-padded copy of the batch,
+Each training chunk (uint8 pixels, one 28×28 image per row, before ``scale01``) is
+transformed image by image with its own random draw — but without a Python loop over images.
+
+**Shifts and flips only** (``shift``, ``flip``): every output pixel is one gather from a
+zero-padded copy of the batch,
 
     out[i, r, c] = padded[i, r − dy_i + k, c' − dx_i + k],   c' = 27 − c if image i is flipped
                                                              else c,
 
-so translating by (dy_i, dx_i) ∈ [−k, k]² fills the uncovered border with zeros (the
-background of all three data sets) and ink pushed past the edge is lost. The draws come from
-the run's seeded generator, so an augmented run is reproducible and resumes exactly.
-Augmentation is for training batches only; validation, test, eval and predict never see it.
+so translating by integers (dy_i, dx_i) ∈ [−k, k]² fills the uncovered border with zeros (the
+background of all three data sets) and ink pushed past the edge is lost.
+
+**Distortions** (any of ``rotate``, ``scale``, ``shear``, ``elastic``; Simard, Steinkraus &
+Platt, "Best Practices for Convolutional Neural Networks Applied to Visual Document Analysis",
+2003): each output pixel p (row, column, measured from the image centre) is read from the
+source position
+
+    s = A_i p + t_i + α · (G * U_i)(p)
+
+by bilinear interpolation (zero outside the image), where
+
+* A_i = R(θ_i) · H(φ_i) / σ_i — rotation by θ_i ~ U(−rotate, rotate) degrees, shear by
+  φ_i ~ U(−shear, shear) degrees, scaling by σ_i ~ U(1 − scale, 1 + scale) (the inverse map,
+  so the ink grows by σ_i); a flipped image mirrors p first;
+* t_i ~ U(−shift, shift)² pixels, continuous;
+* U_i: two fields of independent U(−1, 1) numbers, one per pixel and axis, smoothed by a
+  Gaussian G of σ = ``elastic.sigma`` pixels (one matrix product per side: G U Gᵀ) and scaled
+  by α = ``elastic.alpha`` — Simard's elastic distortion.
+
+The result is rounded back to uint8. All draws come from the run's seeded generator, in a
+fixed order, so an augmented run is reproducible and resumes exactly. Augmentation is for
+training batches only; validation, test, eval and predict never see it.
 
 A horizontal flip keeps the label of a shirt or a shoe, not of a digit or a character, so
 the config refuses ``flip`` for mnist and kmnist.
@@ -23,21 +44,35 @@ import functools
 import numpy as np
 
 SIDE = 28  # MNIST-format images are 28×28, stored row-major as 784 columns
+CENTRE = (SIDE - 1) / 2
 
 
-def augment(X: np.ndarray, rng: np.random.Generator, shift: int = 0, flip: bool = False):
-    """A randomly translated (by up to ±``shift`` pixels each way) and, with ``flip``,
-    randomly mirrored (probability ½) copy of the batch X (m, 784). Labels are unchanged.
+def augment(X: np.ndarray, rng: np.random.Generator, spec) -> np.ndarray:
+    """A randomly transformed copy of the batch X (m, 784) uint8, as ``spec`` (a
+    ``config.AugmentConfig``: shift, flip, rotate, scale, shear, elastic) says. Labels are
+    unchanged. With nothing to do it returns X itself and draws nothing from ``rng``.
 
-    With ``shift=0`` and no ``flip`` it returns X itself and draws nothing from ``rng``.
-    Draw order (fixed, for reproducibility): dy and dx for every image, then the flips.
+    Draw order (fixed, for reproducibility). Shifts and flips only: dy and dx for every image,
+    then the flips. Distortions: rotation, shear, scale, ty, tx for every image (each
+    (m,) array drawn only when its range is not 0), then the flips, then the elastic fields.
     """
-    if not shift and not flip:
-        return X
-    m = X.shape[0]
-    dy, dx = rng.integers(-shift, shift + 1, size=(2, m)) if shift else np.zeros((2, m), int)
-    flipped = rng.random(m) < 0.5 if flip else np.zeros(m, dtype=bool)
-    return translate(X, dy, dx, flipped)
+    shift, flip = spec.shift, spec.flip
+    elastic = getattr(spec, "elastic", None)
+    distorted = any(getattr(spec, name, 0) for name in ("rotate", "scale", "shear")) or bool(elastic)
+    if not distorted:
+        if not shift and not flip:
+            return X
+        m = X.shape[0]
+        dy, dx = rng.integers(-shift, shift + 1, size=(2, m)) if shift else np.zeros((2, m), int)
+        flipped = rng.random(m) < 0.5 if flip else np.zeros(m, dtype=bool)
+        return translate(X, dy, dx, flipped)
+    A, t = random_affine(X.shape[0], rng, spec)
+    flipped = rng.random(X.shape[0]) < 0.5 if flip else None
+    field = elastic_field(X.shape[0], rng, elastic.alpha, elastic.sigma) if elastic else None
+    return warp(X, A, t, flipped, field)
+
+
+# --- integer shifts and flips -------------------------------------------------------------------
 
 
 def translate(X: np.ndarray, dy: np.ndarray, dx: np.ndarray, flipped: np.ndarray) -> np.ndarray:
@@ -62,3 +97,108 @@ def _templates(P: int) -> np.ndarray:
     templates = np.stack([r * P + c, r * P + (SIDE - 1 - c)]).astype(np.intp)
     templates.flags.writeable = False
     return templates
+
+
+# --- distortions ------------------------------------------------------------------------------
+
+
+def random_affine(m: int, rng: np.random.Generator, spec) -> tuple[np.ndarray, np.ndarray]:
+    """A (m, 2, 2) and t (m, 2) of ``warp`` for m images: rotation, shear and scale drawn in
+    the ranges of ``spec`` (degrees; scale as a fraction), translation U(−shift, shift)²."""
+
+    def uniform(half):  # drawn only when the range is not 0, so the draws stay in order
+        return rng.uniform(-half, half, m) if half else np.zeros(m)
+
+    theta, phi = np.radians(uniform(spec.rotate)), np.radians(uniform(spec.shear))
+    sigma = 1 + uniform(spec.scale)
+    ty, tx = uniform(spec.shift), uniform(spec.shift)
+    cos, sin, tan = np.cos(theta), np.sin(theta), np.tan(phi)
+    # R(θ) H(φ) / σ, in (row, column) coordinates; H shears columns along rows
+    A = np.stack([np.stack([cos, cos * tan - sin]), np.stack([sin, sin * tan + cos])]).transpose(2, 0, 1)
+    return A / sigma[:, None, None], np.stack([ty, tx], axis=1)
+
+
+@functools.cache
+def gaussian_matrix(sigma: float) -> np.ndarray:
+    """G (28, 28), symmetric: f @ G smooths each row of f by a Gaussian of ``sigma`` pixels,
+    zero beyond the image (row j of G holds the kernel's weights at the image's pixels, the
+    whole kernel summing to 1)."""
+    offsets = np.arange(SIDE)[:, None] - np.arange(SIDE)[None, :]
+    G = np.exp(-(offsets**2) / (2 * sigma**2))
+    G /= np.exp(-(np.arange(-4 * SIDE, 4 * SIDE + 1) ** 2) / (2 * sigma**2)).sum()  # the full kernel's sum
+    G = G.astype(np.float32)
+    G.flags.writeable = False
+    return G
+
+
+def elastic_field(m: int, rng: np.random.Generator, alpha: float, sigma: float) -> np.ndarray:
+    """Displacements (m, 2, 28, 28) in pixels: α · G U Gᵀ with U ~ U(−1, 1) per pixel and axis
+    (two matrix products over the whole chunk: along rows, then along columns)."""
+    U = rng.random((m * 2 * SIDE, SIDE), dtype=np.float32)
+    U *= 2
+    U -= 1  # U(−1, 1)
+    G = gaussian_matrix(float(sigma))
+    along_rows = (U @ G).reshape(m * 2, SIDE, SIDE).transpose(0, 2, 1).reshape(-1, SIDE)
+    both = (along_rows @ G).reshape(m * 2, SIDE, SIDE).transpose(0, 2, 1)
+    return (np.float32(alpha) * both).reshape(m, 2, SIDE, SIDE)
+
+
+@functools.cache
+def _grid() -> np.ndarray:
+    """(row, column, 1) of every output pixel, measured from the image centre: (3, 784) float32."""
+    r, c = np.divmod(np.arange(SIDE * SIDE, dtype=np.float32), SIDE)
+    grid = np.stack([r - np.float32(CENTRE), c - np.float32(CENTRE), np.ones_like(r)])
+    grid.flags.writeable = False
+    return grid
+
+
+def warp(X: np.ndarray, A: np.ndarray, t: np.ndarray, flipped=None, field=None) -> np.ndarray:
+    """Image i of X (m, 784) uint8 resampled at s = A_i p + t_i (+ field_i(p)) for every output
+    pixel p (from the centre; column mirrored first where ``flipped``), bilinear, zero outside.
+    The source positions of the whole chunk are one matrix product: [A_i | t_i + centre] (2m × 3)
+    times the pixel grid [r; c; 1] (3 × 784)."""
+    m = X.shape[0]
+    M = np.empty((m, 2, 3), dtype=np.float32)
+    M[:, :, :2], M[:, :, 2] = A, t + CENTRE
+    if flipped is not None:
+        M[flipped, :, 1] *= -1  # p's column mirrored: c → −c
+    S = (M.reshape(2 * m, 3) @ _grid()).reshape(m, 2, SIDE * SIDE)
+    if field is not None:
+        S += field.reshape(m, 2, SIDE * SIDE)
+    return bilinear(X, S[:, 0], S[:, 1])
+
+
+PAD = 2  # zeros around each image: a corner clipped to −2 or 28 reads only zeros
+
+
+def bilinear(X: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
+    """Images X (m, 784) uint8 read at (sy, sx) (m, 784) float32 with bilinear weights, zero
+    outside the image, rounded to uint8. (In place where it can: a chunk is 3.2 M positions.)"""
+    m, P = X.shape[0], SIDE + 2 * PAD
+    padded = np.zeros((m, P, P), dtype=np.float32)
+    padded[:, PAD:-PAD, PAD:-PAD] = X.reshape(m, SIDE, SIDE)
+    flat = padded.reshape(-1)
+    y0, x0 = np.floor(sy), np.floor(sx)
+    wy, wx = np.subtract(sy, y0), np.subtract(sx, x0)
+    # the top-left neighbour's flat index, clipped so that far-away positions read zeros;
+    # the other three neighbours are +1, +P and +P+1 from it
+    np.clip(y0, -PAD, SIDE, out=y0)
+    np.clip(x0, -PAD, SIDE, out=x0)
+    y0 *= P
+    y0 += x0
+    y0 += (np.arange(m, dtype=np.float32) * (P * P) + (PAD * P + PAD))[:, None]  # exact below 2²⁴
+    i00 = y0.astype(np.int32) if flat.size < 2**24 else y0.astype(np.intp)
+    v00, v01 = flat.take(i00), flat.take(i00 + 1)
+    i00 += P
+    v10, v11 = flat.take(i00), flat.take(i00 + 1)
+    v01 -= v00  # top = v00 + wx (v01 − v00)
+    v01 *= wx
+    v00 += v01
+    v11 -= v10  # bottom = v10 + wx (v11 − v10)
+    v11 *= wx
+    v10 += v11
+    v10 -= v00  # out = top + wy (bottom − top)
+    v10 *= wy
+    v00 += v10
+    v00 += 0.5  # round to nearest (the values lie in [0, 255])
+    return v00.astype(np.uint8)

@@ -293,7 +293,7 @@ def config_batch(cfg, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
     layers, output, cost = cfg.model.layers, cfg.model.output, cfg.cost
     folder = data.dataset_folder(cfg.data)
     if all(data.find_file(folder, name) is not None for name in data.FILES):
-        splits = data.load_splits(cfg.data)
+        splits = data.read_splits(cfg.data)
         rows = rng.choice(len(splits.y_train), size=min(m, len(splits.y_train)), replace=False)
         X = scale01(splits.X_train[rows], np.float64)
         Y = F.one_hot(splits.y_train[rows], layers[-1], dtype=np.float64)

@@ -45,11 +45,6 @@ def blocks(size: int, start: int = 0) -> list[slice]:
 _k = F.constants
 
 
-def _s(value, like: np.ndarray):
-    """A number that changes (learning rate, decay) as a scalar of ``like``'s dtype."""
-    return like.dtype.type(value)
-
-
 # --- forward ----------------------------------------------------------------------------------
 
 
@@ -96,13 +91,15 @@ def column_sums(D: np.ndarray, ones: np.ndarray | None = None, out=None) -> np.n
 
 
 def add_weight_decay(dW: np.ndarray, W: np.ndarray, decay, tmp=None) -> np.ndarray:
-    """dW += decay · W   (the L2 term (λ/n) W of ∂J/∂W), through ``tmp`` in pieces of its size."""
-    g, w, c = dW.reshape(-1), W.reshape(-1), _s(decay, W)
-    step = w.size if tmp is None else tmp.size
-    for a in range(0, w.size, max(step, 1)):
-        b = slice(a, min(a + step, w.size))
-        t = None if tmp is None else tmp[: b.stop - b.start]
-        np.add(g[b], np.multiply(w[b], c, out=t), out=g[b])
+    """dW += decay · W   (the L2 term (λ/n) W of ∂J/∂W), through ``tmp`` in pieces of its size.
+    ``decay`` is a scalar of W's dtype."""
+    if tmp is None or tmp.size >= W.size:  # one piece (the optimizer's blocks always are)
+        t = None if tmp is None else tmp[: W.size].reshape(W.shape)
+        return np.add(dW, np.multiply(W, decay, out=t), out=dW)
+    g, w = dW.reshape(-1), W.reshape(-1)
+    for a in range(0, w.size, tmp.size):
+        b = slice(a, min(a + tmp.size, w.size))
+        np.add(g[b], np.multiply(w[b], decay, out=tmp[: b.stop - b.start]), out=g[b])
     return dW
 
 

@@ -304,7 +304,7 @@ class Network:
         dW, db = self.backward(*self.forward(X, masks), Y, masks)
         if lam:
             for l in range(1, self.L + 1):
-                K.add_weight_decay(dW[l], self.W[l], lam / n)  # + (λ/n) W[l]   (L2; n = training-set size)
+                K.add_weight_decay(dW[l], self.W[l], self.dtype.type(lam / n))  # + (λ/n) W[l]   (L2; n = training-set size)
         return dW, db
 
     # --- parameters as named arrays (checkpoints) -------------------------------------------

@@ -4,8 +4,8 @@ An optimizer updates a network's parameter vector θ (``network.theta``, of whic
 ``W[l]`` and ``b[l]`` is a view) IN PLACE from its gradient vector ``network.grad``, which
 ``Network.backward`` filled with ∂C/∂θ of the data cost. ``step(η, decay)`` first adds the L2
 term decay·W = (λ/n)W to the weights' gradient, block by block with the one kernel that
-computes it (``kernels.add_weight_decay``), so g = ∂J/∂θ; then it applies the rule. Its state is flat vectors of the same layout
-(``v``; ``m`` and ``s``; and adam's step count ``t``). For checkpoints the state is also seen
+computes it (``kernels.add_weight_decay``), so g = ∂J/∂θ; then it applies the rule. Its
+state is flat vectors of the same layout (``v``; ``m`` and ``s``; and adam's step count ``t``). For checkpoints the state is also seen
 as named per-array views (``v_W1``, ``m_b2``, ``t`` …), so a resumed run continues exactly
 where it stopped.
 

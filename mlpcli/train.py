@@ -322,6 +322,8 @@ def _open(run: Run, splits, progress) -> None:
     """Check the data against the run, create the folder, clean what a killed run left."""
     _check_data(run, splits)
     run.meta.update(dataset=getattr(splits, "dataset", run.config.data.dataset), n_train=len(splits.y_train))
+    if getattr(splits, "class_names", None):
+        run.meta.update(class_names=list(splits.class_names))
     with _writing(run, run.dir):
         run.dir.mkdir(parents=True, exist_ok=True)
         clean_temporaries(run.dir)
@@ -355,9 +357,7 @@ def model_summary(run: Run, splits) -> str:
 
 
 def _check_data(run: Run, splits) -> None:
-    width, layers = splits.X_train.shape[1], run.config.model.layers
-    if width != layers[0]:
-        raise ConfigError(f"model.layers starts at {layers[0]}, but the data has {width} inputs")
+    _check_data_shape(run.config, splits)
     if len(splits.y_train) == 0:
         raise ConfigError("the training split is empty", "lower data.validation")
     if run.resumed is not None and run.meta.get("n_train") not in (None, len(splits.y_train)):
@@ -365,6 +365,28 @@ def _check_data(run: Run, splits) -> None:
             f"the checkpoint was trained on {run.meta['n_train']} examples, this data has "
             f"{len(splits.y_train)}", "resume with the same data and data.validation",
         )
+
+
+def _check_data_shape(config, splits) -> None:
+    """The input layer must be the images' h·w pixels and the output layer their K classes;
+    augmentation works on 28×28 images only."""
+    width, layers = splits.X_train.shape[1], config.model.layers
+    h, w = getattr(splits, "image_shape", (28, 28))
+    k = getattr(splits, "n_classes", None)
+    right = f"[{width}, …, {k if k is not None else layers[-1]}]"
+    if width != layers[0]:
+        raise ConfigError(f"model.layers starts at {layers[0]}, but the data has {width} inputs ({h}×{w} "
+                          f"pixels)", f"start the layers at {width}: --set model.layers={right}")
+    if k is not None and layers[-1] != k:
+        raise ConfigError(f"model.layers ends at {layers[-1]}, but the data has {k} classes",
+                          f"end the layers at {k}: --set model.layers={right}")
+    aug = config.data.augment
+    active = [key for key in ("shift", "flip", "rotate", "scale", "shear", "elastic") if getattr(aug, key, None)]
+    if (h, w) != (28, 28) and active:
+        off = " ".join(f"--set data.augment.{key}={ {'elastic': 'null', 'flip': 'false'}.get(key, 0)}"
+                       for key in active)
+        raise ConfigError(f"data.augment ({', '.join(active)}) works on 28×28 images, but the data's are "
+                          f"{h}×{w}", f"turn it off: {off}")
 
 
 def _commit(run: Run, metrics: dict) -> None:
@@ -515,7 +537,7 @@ class _Epochs:
         for first in range(0, n, self.chunk):
             rows = order[first : first + self.chunk]
             k, labels = len(rows), y[rows]
-            Xc = scale01(augment(X[rows], rng, c.data.augment.shift, c.data.augment.flip), net.dtype, out=self.X[:k])
+            Xc = scale01(augment(X[rows], rng, c.data.augment), net.dtype, out=self.X[:k])
             Yc, AL = self.one_hot(labels), self.AL[:k]
             for s in range(0, k, m):
                 ws = self.workspace(min(m, k - s))

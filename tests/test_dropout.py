@@ -172,12 +172,12 @@ def test_validation_metrics_and_eval_never_use_dropout(tiny_config, tmp_path):
 
     from mlpcli import checkpoint
     from mlpcli.cli import cli
-    from mlpcli.data import load_splits
+    from mlpcli.data import read_splits
     from mlpcli.evaluate import evaluate
     from mlpcli.train import fit
 
     config = tiny_config("model.dropout=0.5", "training.epochs=2")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     history = fit(config, splits, tmp_path / "run")
     saved = checkpoint.load(history.last_checkpoint)
     first = evaluate(saved.network, splits.X_val, splits.y_val)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from mlpcli import infer
 from mlpcli.cli import cli
-from mlpcli.data import CLASS_NAMES, load_splits
+from mlpcli.data import CLASS_NAMES, read_splits
 from mlpcli.errors import DataError
 from mlpcli.evaluate import evaluate, format_report
 from mlpcli.network import Network, scale01
@@ -29,7 +29,7 @@ def run(tmp_path_factory, tiny_data):
     config = load_config(None, [f"data.path={tiny_data}", "data.validation=100", "model.layers=[784,16,10]",
                                 "training.epochs=3", "training.batch_size=32", "data.dataset=fashion-mnist"])
     folder = tmp_path_factory.mktemp("evalrun") / "run"
-    fit(config, load_splits(config.data), folder)
+    fit(config, read_splits(config.data), folder)
     return folder
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from mlpcli import checkpoint
 from mlpcli.cli import cli
-from mlpcli.data import load_splits
+from mlpcli.data import read_splits
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError
 from mlpcli.network import Network
 from mlpcli.runs import read_metrics
@@ -40,7 +40,7 @@ def train_args(tiny_data, *extra):
 def old_run(tiny_config, tmp_path):
     """A finished two-epoch run in tmp_path/run, and the hashes of its files."""
     config = tiny_config("training.epochs=2")
-    fit(config, load_splits(config.data), tmp_path / "run")
+    fit(config, read_splits(config.data), tmp_path / "run")
     return tmp_path / "run", hashes(tmp_path / "run")
 
 
@@ -66,7 +66,7 @@ def test_overwrite_that_fails_in_epoch_1_keeps_the_old_run(old_run, tiny_config,
     poison_epoch(monkeypatch, 1)
     config = tiny_config("training.epochs=2")
     with pytest.raises(DivergenceError, match="epoch 1") as error:
-        fit(start(config, run, overwrite=True), load_splits(config.data))
+        fit(start(config, run, overwrite=True), read_splits(config.data))
     assert "no checkpoint was written" in error.value.message
     assert hashes(run) == before
 
@@ -89,14 +89,14 @@ def test_overwrite_interrupted_in_epoch_1_keeps_the_old_run(old_run, tiny_config
 
     config = tiny_config("training.epochs=2")
     with pytest.raises(Exception, match="untouched"):
-        fit(start(config, run, overwrite=True), load_splits(config.data), progress=CtrlC())
+        fit(start(config, run, overwrite=True), read_splits(config.data), progress=CtrlC())
     assert hashes(run) == before
 
 
 def test_overwrite_replaces_the_old_run_at_its_first_epoch(old_run, tiny_config):
     run, before = old_run
     config = tiny_config("training.epochs=1", "data.validation=0")  # this run writes no best.npz
-    fit(start(config, run, overwrite=True), load_splits(config.data))
+    fit(start(config, run, overwrite=True), read_splits(config.data))
     assert not (run / "best.npz").exists()  # the old run's best.npz would be a lie
     assert [r["epoch"] for r in read_metrics(run)] == [1]
     assert checkpoint.load(run / "last.npz").config.data.validation == 0
@@ -117,7 +117,7 @@ def test_a_folder_with_only_metrics_is_not_replaced_without_overwrite(tiny_confi
 
 def test_resume_from_an_earlier_best_is_refused(tiny_config, tmp_path, monkeypatch):
     config = tiny_config("training.epochs=3")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     run = tmp_path / "run"
     fit(config, splits, run, stop_after=1)
     # make epochs 2 and 3 look worse on validation, so best.npz stays at epoch 1
@@ -134,7 +134,7 @@ def test_resume_from_an_earlier_best_is_refused(tiny_config, tmp_path, monkeypat
 
 def test_resume_from_best_when_it_is_the_latest_is_allowed(tiny_config, tmp_path):
     config = tiny_config("training.epochs=3", "data.validation=100")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     run = tmp_path / "run"
     fit(config, splits, run, stop_after=1)  # one epoch: best.npz and last.npz are the same epoch
     history = fit(start(None, resume=run / "best.npz"), splits)
@@ -146,7 +146,7 @@ def test_resume_from_best_when_it_is_the_latest_is_allowed(tiny_config, tmp_path
 
 def test_a_full_disk_while_saving_an_epoch_commits_none_of_it(tiny_config, tmp_path, monkeypatch):
     config = tiny_config("training.epochs=3")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     run = tmp_path / "run"
     fit(config, splits, run, stop_after=1)
     before = hashes(run)
@@ -177,7 +177,7 @@ def test_an_unwritable_run_folder_is_one_line(tiny_data, tmp_path):
 
 def test_stale_temp_files_of_a_killed_run_are_removed(tiny_config, tmp_path):
     config = tiny_config("training.epochs=2")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     run = tmp_path / "run"
     fit(config, splits, run, stop_after=1)
     stale = [run / ".last.npz.4242.0badc0de.tmp", run / ".metrics.jsonl.4242.0badc0de.tmp"]
@@ -239,6 +239,6 @@ def test_sigterm_during_the_first_epoch_names_no_missing_file(tiny_config, tmp_p
 
     config = tiny_config()
     with pytest.raises(Exception) as error:
-        fit(config, load_splits(config.data), tmp_path / "run", progress=Term())
+        fit(config, read_splits(config.data), tmp_path / "run", progress=Term())
     assert error.value.exit_code == 143
     assert "nothing was saved" in error.value.message and "last.npz" not in str(error.value)

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from mlpcli import fetch
 from mlpcli.cli import cli
 from mlpcli.config import DataConfig
-from mlpcli.data import FILES, load_splits
+from mlpcli.data import FILES, read_splits
 from mlpcli.errors import FetchError
 from mlpcli.fetch import HttpOptions
 
@@ -50,7 +50,7 @@ def test_fetch_downloads_verifies_and_loads(idx_dataset, fault_server, tmp_path)
     assert all("downloaded from " + mirror in line and "verified by archive SHA-256" in line
                for line in lines)
     assert final_files(tmp_path / "synthetic") == set(FILES)  # no .part, no sidecar left
-    splits = load_splits(DataConfig(dataset="synthetic", dir=str(tmp_path), validation=10))
+    splits = read_splits(DataConfig(dataset="synthetic", dir=str(tmp_path), validation=10))
     images = idx_dataset.arrays["train_images"].reshape(50, 784)
     assert (splits.X_train == images[:40]).all() and (splits.X_val == images[40:]).all()
     assert (splits.y_test == idx_dataset.arrays["test_labels"]).all()
@@ -189,7 +189,7 @@ def test_from_imports_gz_and_raw_files(idx_dataset, tmp_path):
     assert all("imported from" in line and "verified" in line for line in lines)
     assert "payload SHA-256" in lines[0] and "archive SHA-256" in lines[1]
     assert final_files(tmp_path / "data" / "synthetic") == set(FILES)
-    splits = load_splits(DataConfig(dataset="synthetic", dir=str(tmp_path / "data"),
+    splits = read_splits(DataConfig(dataset="synthetic", dir=str(tmp_path / "data"),
                                     validation=0))
     assert (splits.X_train == idx_dataset.arrays["train_images"].reshape(50, 784)).all()
 

@@ -188,13 +188,13 @@ def test_training_through_the_fast_path_resumes_exactly(tiny_config, tmp_path, o
     """A network trained through the workspace and the flat-vector updates, stopped after
     epoch 1 and resumed, ends bit for bit where the uninterrupted run does."""
     from mlpcli import checkpoint
-    from mlpcli.data import load_splits
+    from mlpcli.data import read_splits
     from mlpcli.train import fit, start
 
     # 500 examples in batches of 40: 13 steps, the last one short (a second workspace)
     config = tiny_config("model.layers=[784,80,10]", "training.epochs=2", f"training.optimizer={optimizer}",
                          "training.learning_rate=0.01", "training.batch_size=40")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     whole = fit(config, splits, tmp_path / "whole")
     fit(config, splits, tmp_path / "split", stop_after=1)
     resumed = fit(start(None, resume=tmp_path / "split" / "last.npz"), splits)

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from mlpcli import checkpoint
 from mlpcli.cli import cli
 from mlpcli.config import load_config
-from mlpcli.data import load_splits
+from mlpcli.data import read_splits
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from mlpcli.evaluate import evaluate
 from mlpcli.network import Network
@@ -69,7 +69,7 @@ XOR_SETTINGS = ["data.validation=1000", "model.layers=[784,128,10]", "training.e
 
 def train_xor(xor_data, tmp_path):
     config = load_config(None, [f"data.path={xor_data}", *XOR_SETTINGS])
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     history = fit(config, splits, tmp_path / "run")
     return evaluate(history.network, splits.X_test, splits.y_test).accuracy
 
@@ -115,7 +115,7 @@ RESUME_CASES = {
 @pytest.mark.parametrize("case", RESUME_CASES)
 def test_resume_equals_uninterrupted_run(tiny_config, tmp_path, case):
     config = tiny_config("training.epochs=4", *RESUME_CASES[case])
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     whole = fit(config, splits, tmp_path / "whole")
 
     first = fit(config, splits, tmp_path / "split", stop_after=2)
@@ -134,7 +134,7 @@ def test_resume_equals_uninterrupted_run(tiny_config, tmp_path, case):
 
 def test_same_seed_same_weights_other_seed_other_weights(tiny_config, tmp_path):
     config = tiny_config("training.epochs=2", "model.dropout=0.1")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     a = fit(config, splits, tmp_path / "a").network
     b = fit(config, splits, tmp_path / "b").network
     c = fit(tiny_config("training.epochs=2", "model.dropout=0.1", "training.seed=1"), splits, tmp_path / "c").network
@@ -144,7 +144,7 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_config, tmp_path):
 
 def test_ctrl_c_mid_epoch_keeps_last_completed_epoch_and_resumes_exactly(tiny_config, tmp_path, monkeypatch):
     config = tiny_config("training.epochs=3", "model.dropout=0.2")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     whole = fit(config, splits, tmp_path / "whole")
 
     class InterruptInEpoch2(Recorder):
@@ -173,13 +173,13 @@ def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved(tiny_config, tmp_path)
 
     config = tiny_config()
     with pytest.raises(Interrupted, match="nothing was saved"):
-        fit(config, load_splits(config.data), tmp_path / "run", progress=InterruptAtOnce())
+        fit(config, read_splits(config.data), tmp_path / "run", progress=InterruptAtOnce())
     assert not (tmp_path / "run" / "last.npz").exists()
 
 
 def test_resume_can_extend_the_run_and_recomputes_the_schedule(tiny_config, tmp_path):
     config = tiny_config("training.epochs=2", "training.schedule.name=cosine")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     fit(config, splits, tmp_path / "run")
     longer = load_config(checkpoint.load(tmp_path / "run" / "last.npz").config, ["training.epochs=4"])
     history = fit(start(longer, resume=tmp_path / "run" / "last.npz"), splits)
@@ -191,7 +191,7 @@ def test_resume_can_extend_the_run_and_recomputes_the_schedule(tiny_config, tmp_
 
 def test_resume_of_a_finished_run_says_how_to_extend(tiny_config, tmp_path):
     config = tiny_config("training.epochs=1")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     fit(config, splits, tmp_path / "run")
     with pytest.raises(ConfigError, match="already finished") as error:
         fit(start(None, resume=tmp_path / "run" / "last.npz"), splits)
@@ -200,7 +200,7 @@ def test_resume_of_a_finished_run_says_how_to_extend(tiny_config, tmp_path):
 
 def test_resume_with_a_different_config_is_an_error(tiny_config, tmp_path):
     config = tiny_config("training.epochs=2")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     fit(config, splits, tmp_path / "run", stop_after=1)
     other = tiny_config("training.epochs=2", "training.learning_rate=0.2")
     with pytest.raises(ConfigError, match="training.learning_rate") as error:
@@ -217,7 +217,7 @@ def test_resume_with_a_different_config_is_an_error(tiny_config, tmp_path):
 def test_run_folder_contents(tiny_config, tmp_path):
     config = tiny_config()
     progress = Recorder()
-    history = fit(config, load_splits(config.data), tmp_path / "run", progress=progress)
+    history = fit(config, read_splits(config.data), tmp_path / "run", progress=progress)
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["best.npz", "config.yaml", "last.npz", "metrics.jsonl"]
     assert load_config(run / "config.yaml") == config
@@ -238,7 +238,7 @@ def test_run_folder_contents(tiny_config, tmp_path):
 
 def test_train_loss_and_accuracy_improve_on_learnable_data(tiny_config, tmp_path):
     config = tiny_config("training.epochs=5")
-    history = fit(config, load_splits(config.data), tmp_path / "run")
+    history = fit(config, read_splits(config.data), tmp_path / "run")
     first, last = history.epochs[0], history.epochs[-1]
     assert last["train_loss"] < first["train_loss"]
     assert last["val_accuracy"] > 0.9
@@ -246,7 +246,7 @@ def test_train_loss_and_accuracy_improve_on_learnable_data(tiny_config, tmp_path
 
 def test_existing_checkpoints_are_never_overwritten_without_overwrite(tiny_config, tmp_path):
     config = tiny_config("training.epochs=1")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     fit(config, splits, tmp_path / "run")
     before = (tmp_path / "run" / "last.npz").read_bytes()
     with pytest.raises(CheckpointError, match="already holds checkpoints") as error:
@@ -260,7 +260,7 @@ def test_existing_checkpoints_are_never_overwritten_without_overwrite(tiny_confi
 def test_default_run_folder_is_runs_name_timestamp(tiny_config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = tiny_config("training.epochs=1")
-    splits = load_splits(config.data)
+    splits = read_splits(config.data)
     a = fit(config, splits).run_dir
     b = fit(config, splits).run_dir  # the same second: a new folder, never the same one
     assert a.parent == b.parent == (tmp_path / "runs").resolve()
@@ -273,7 +273,7 @@ def test_default_run_folder_is_runs_name_timestamp(tiny_config, tmp_path, monkey
 def test_validation_zero_writes_no_best_and_says_so(tiny_config, tmp_path):
     config = tiny_config("data.validation=0", "training.epochs=2")
     progress = Recorder()
-    history = fit(config, load_splits(config.data), tmp_path / "run", progress=progress)
+    history = fit(config, read_splits(config.data), tmp_path / "run", progress=progress)
     assert not (tmp_path / "run" / "best.npz").exists()
     assert history.best_checkpoint is None
     assert any("no best.npz" in m for m in progress.messages)
@@ -290,7 +290,7 @@ def test_early_stopping_after_patience_epochs_without_improvement(tiny_config, t
     config = tiny_config("training.epochs=10", "training.learning_rate=1e-30", "regularization.l2=0",
                          f"training.early_stopping={{patience: 2, metric: {metric}}}")
     progress = Recorder()
-    history = fit(config, load_splits(config.data), tmp_path / "run", progress=progress)
+    history = fit(config, read_splits(config.data), tmp_path / "run", progress=progress)
     assert history.stopped == "early_stopping"
     assert len(history.epochs) == 3
     assert any("early stopping" in m for m in progress.messages)
@@ -309,7 +309,7 @@ def test_nan_raises_divergence_and_keeps_the_last_good_checkpoint(tiny_config, t
 
     monkeypatch.setattr(Network, "backward", poisoned)
     with pytest.raises(DivergenceError, match="epoch 2") as error:
-        fit(config, load_splits(config.data), tmp_path / "run")
+        fit(config, read_splits(config.data), tmp_path / "run")
     assert "training.learning_rate=0.005" in error.value.hint
     kept = checkpoint.load(tmp_path / "run" / "last.npz")
     assert kept.epoch == 1 and all(np.isfinite(w).all() for w in weights(kept.network))
@@ -318,13 +318,13 @@ def test_nan_raises_divergence_and_keeps_the_last_good_checkpoint(tiny_config, t
 def test_a_huge_learning_rate_diverges_with_a_clear_error(tiny_config, tmp_path):
     config = tiny_config("training.learning_rate=1e30", "training.optimizer=sgd", "model.init=normal")
     with pytest.raises(DivergenceError, match="diverged") as error:
-        fit(config, load_splits(config.data), tmp_path / "run")
+        fit(config, read_splits(config.data), tmp_path / "run")
     assert "lower the learning rate" in error.value.hint
     assert "no checkpoint was written" in error.value.message
 
 
 def test_init_from_starts_a_new_run_from_checkpoint_weights(tiny_config, tmp_path):
-    splits = load_splits(tiny_config().data)
+    splits = read_splits(tiny_config().data)
     source = fit(tiny_config("training.epochs=1"), splits, tmp_path / "source")
     frozen = tiny_config("training.epochs=1", "training.learning_rate=1e-30", "regularization.l2=0",
                          "training.optimizer=sgd", "training.seed=5")
