@@ -18,7 +18,9 @@ A config is built in layers, each a (partial) nested mapping, later layers winni
 Every layer is checked as it is merged (unknown keys, with a "did you mean"; wrong types),
 so an error names the key and the layer it came from (the file, the environment variable,
 ``--data-dir`` or the ``--set``). The merged result is then checked as a whole (ranges, names,
-combinations).
+combinations) and, unless it comes from a checkpoint, against this machine's memory: a model or
+batch whose training cannot fit (``memory_needed``) is refused before anything is allocated.
+Every value an error quotes is cut to a readable length (``schema.show``).
 
 Relative paths (data.dir, data.path, output.dir) are resolved against the current directory
 and stored absolute, so a resolved config saved in a run folder means the same thing from any
@@ -29,6 +31,7 @@ the name is the preset name or the file's stem. A Config or dict base keeps its 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -38,10 +41,24 @@ from typing import Any, Sequence
 import yaml
 
 from mlpcli import functions as F
+from mlpcli.data import FORMATS, PREPROCESSING
 from mlpcli.errors import ConfigError
 from mlpcli.network import INITS, per_hidden_layer
 from mlpcli.optim import OPTIMIZERS, SCHEDULES
-from mlpcli.schema import Checker, Layers, did_you_mean, load_yaml, parse_override, plain
+from mlpcli.schema import (
+    Checker,
+    Dumper,
+    Layers,
+    did_you_mean,
+    load_yaml,
+    parse_override,
+    plain,
+    printable,
+    quoted,
+    set_label,
+    shorten,
+    show,
+)
 
 DATASETS = ("mnist", "fashion-mnist", "kmnist")
 # Data sets whose labels do not survive a horizontal mirror image.
@@ -62,15 +79,30 @@ ALIASES = {
 # The hints of a malformed --set and of a --set value that is not valid YAML.
 SET_HINT = "e.g. --set training.epochs=5 or --set model.layers=[784,30,10]"
 SET_VALUE_HINT = "the value after = is YAML, e.g. key=[784, 30, 10]"
+# Copies of the parameters training keeps (weights, gradients, up to two optimizer slots: Adam's
+# m and v), and of each batch's activations (z, a, δ per layer, and the chunk of inputs and
+# targets batches are cut from): see memory_needed.
+TRAINING_COPIES = 4
+MEMORY_FALLBACK = 64 * 2**30  # bytes assumed where the physical memory cannot be read
 
 
 # --- the config: every default here is the mnist preset's value (configs/mnist.yaml) ----------
 
 
 @dataclass(frozen=True)
+class ElasticConfig:
+    alpha: float = 34.0  # scale of the displacement field, pixels (Simard et al. 2003)
+    sigma: float = 4.0  # width of the Gaussian that smooths it, pixels
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
     shift: int = 1  # random translation of each training image by up to ±shift pixels
     flip: bool = False  # random horizontal flips (only where labels survive a mirror image)
+    rotate: float = 0.0  # random rotation by up to ±rotate degrees (bilinear resampling)
+    scale: float = 0.0  # random scaling by a factor in [1 − scale, 1 + scale]
+    shear: float = 0.0  # random shear by up to ±shear degrees
+    elastic: ElasticConfig | None = None  # elastic distortion (a smoothed random field)
 
 
 @dataclass(frozen=True)
@@ -78,6 +110,8 @@ class DataConfig:
     dataset: str = "mnist"
     dir: str = "data"
     path: str | None = None
+    format: str | None = None  # what data.path holds: idx | csv | npz | images; None: recognized
+    preprocess: str = "digits"  # image folders: digits (MNIST's recipe, 28×28) | none (as they are)
     validation: int = 10000
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -183,14 +217,15 @@ def load_config(
     if data_dir is not None:
         layers.append(("--data-dir", {"data": {"dir": _fspath(data_dir)}}))
     layers += [(label, _fspaths(layer)) for label, layer in flags]
-    layers += [(f"--set {item}", parse_override(item, SET_HINT, SET_VALUE_HINT)) for item in overrides]
+    layers += [(set_label(item), parse_override(item, SET_HINT, SET_VALUE_HINT)) for item in overrides]
     return _resolve(Config(name=name), layers)
 
 
 def config_from_dict(d: dict, source: str = "<checkpoint>") -> Config:
     """A Config from ``config_to_dict``'s output (e.g. a checkpoint's meta), fully validated;
-    errors name ``source``. Unlike ``load_config``, the environment is not consulted."""
-    return _resolve(Config(), [(source, d)])
+    errors name ``source``. Unlike ``load_config``, the environment is not consulted, and the
+    memory check is left out: the weights of a saved run fitted where it was trained."""
+    return _resolve(Config(), [(source, d)], memory=False)
 
 
 def config_to_dict(cfg: Config) -> dict:
@@ -200,7 +235,7 @@ def config_to_dict(cfg: Config) -> dict:
 
 def dump_yaml(cfg: Config) -> str:
     """The config as YAML that ``load_config`` reads back to an equal Config."""
-    body = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None, width=100)
+    body = yaml.dump(config_to_dict(cfg), Dumper=Dumper, sort_keys=False, default_flow_style=None, width=100)
     return "# mlpcli resolved config: every key, all paths absolute\n" + body
 
 
@@ -231,12 +266,17 @@ def _read_base(base) -> tuple[str, tuple[str, Any] | None]:
 def _read_file(source: str | os.PathLike) -> tuple[str, str, Any]:
     """(config name, label for messages, parsed YAML) of a YAML path or a preset name."""
     path = Path(source).expanduser()
+    try:
+        path.stat()
+    except (OSError, ValueError) as error:  # too long a name, no permission, a NUL byte …
+        if isinstance(error, OSError) and error.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise ConfigError(f"cannot read config file {shorten(str(source))}: {error.strerror}") from None
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigError(f"cannot read config file {source}: {error}") from None
-        label = str(source)
+        label = printable(str(source))
     elif str(source) in list_presets():  # a bare name; a folder of that name does not hide it
         text = (resources.files("mlpcli.presets") / f"{source}.yaml").read_text(encoding="utf-8")
         label = f"preset {source}"
@@ -248,7 +288,7 @@ def _read_file(source: str | os.PathLike) -> tuple[str, str, Any]:
     else:
         presets = list_presets()
         raise ConfigError(
-            f"no config file or preset named {str(source)!r}",
+            f"no config file or preset named {quoted(str(source))}",
             f"give a path to a YAML file or one of the presets: {', '.join(presets)}"
             + did_you_mean(str(source), presets),
         )
@@ -268,13 +308,16 @@ def _fspaths(layer):
     return _fspath(layer)
 
 
-def _resolve(base: Config, layers: list[tuple[str, Any]]) -> Config:
-    """``layers`` merged over ``base``, built, validated, with absolute paths."""
+def _resolve(base: Config, layers: list[tuple[str, Any]], memory: bool = True) -> Config:
+    """``layers`` merged over ``base``, built, validated (with ``memory``: also whether training
+    fits in this machine's memory), with absolute paths."""
     merged = Layers(Config, config_to_dict(base), ALIASES)
     for label, layer in layers:
         merged.add(label, layer)
     cfg = merged.build()
     _validate(cfg, merged.where)
+    if memory:
+        _validate_memory(cfg, Checker(merged.where))
     return _absolute_paths(cfg)
 
 
@@ -285,41 +328,55 @@ def _validate(cfg: Config, where) -> None:
     """Ranges, names and combinations; ``where(*keys)`` names the layer that set the keys."""
     check = Checker(where)
     if not cfg.name or cfg.name in (".", "..") or "/" in cfg.name or "\\" in cfg.name:
-        check.fail("name", f"must be a plain name for a run folder, got {cfg.name!r}")
+        check.fail("name", f"must be a plain name for a run folder, got {quoted(cfg.name)}")
     for key, value in (("data.dir", cfg.data.dir), ("data.path", cfg.data.path), ("output.dir", cfg.output.dir)):
         if value == "":
             check.fail(key, "must not be empty", "give a folder, or null where that is allowed")
         if value is not None and "\0" in value:
-            check.fail(key, f"must not contain a NUL byte, got {value!r}")
+            check.fail(key, f"must not contain a NUL byte, got {show(value)}")
     _validate_data(cfg.data, check)
-    _validate_model(cfg.model, cfg.cost, check)
+    _validate_model(cfg.model, cfg.cost, check, registered=cfg.data.path is None)
     _validate_training(cfg.training, cfg.data, cfg.regularization, check)
 
 
 def _validate_data(d: DataConfig, check: Checker) -> None:
     check.choice("data.dataset", d.dataset, DATASETS)
+    if d.format is not None:
+        check.choice("data.format", d.format, FORMATS)
+    check.choice("data.preprocess", d.preprocess, PREPROCESSING)
     check.at_least("data.validation", d.validation, 0, " (examples held out; 0 = none)")
     check.at_least("data.augment.shift", d.augment.shift, 0, " pixels")
+    a = d.augment
+    for key, value, top in (("rotate", a.rotate, 180), ("scale", a.scale, 0.9), ("shear", a.shear, 60)):
+        if not 0 <= value <= top:
+            check.fail(f"data.augment.{key}", f"must be in [0, {top}], got {value}")
+    if a.elastic is not None:
+        check.at_least("data.augment.elastic.alpha", a.elastic.alpha, 0, " pixels")
+        check.positive("data.augment.elastic.sigma", a.elastic.sigma)
     if d.augment.shift >= SIDE:
-        check.fail("data.augment.shift", f"must be < {SIDE} pixels (the image size), got {d.augment.shift}")
+        check.fail("data.augment.shift", f"must be < {SIDE} pixels (the image size), got {show(d.augment.shift)}")
     if d.augment.flip and d.dataset in NO_FLIP:
         check.fail("data.augment.flip", f"cannot be true for {d.dataset}: {NO_FLIP[d.dataset]} do not "
                    "survive a mirror image", "use flip only for fashion-mnist", also=("data.dataset",))
 
 
-def _validate_model(m: ModelConfig, cost: str, check: Checker) -> None:
+def _validate_model(m: ModelConfig, cost: str, check: Checker, registered: bool = True) -> None:
     example = f"e.g. [{INPUT_SIZE}, 100, {N_CLASSES}]"
     if not m.layers:
         check.fail("model.layers", "must not be empty", example)
     if any(n < 1 for n in m.layers):
-        check.fail("model.layers", f"must all be >= 1, got {list(m.layers)}")
-    if len(m.layers) < 2 or m.layers[0] != INPUT_SIZE or m.layers[-1] != N_CLASSES:
+        check.fail("model.layers", f"must all be >= 1, got {show(m.layers)}")
+    # A registered data set is 28×28 pixels in 10 classes; data.path may hold any h×w and K ≥ 2,
+    # checked against the data when it is loaded.
+    if len(m.layers) < 2 or (registered and (m.layers[0] != INPUT_SIZE or m.layers[-1] != N_CLASSES)):
         check.fail("model.layers", f"must start at {INPUT_SIZE} ({SIDE}×{SIDE} pixels) and end at "
-                   f"{N_CLASSES} (classes), got {list(m.layers)}", example)
+                   f"{N_CLASSES} (classes), got {show(m.layers)}", example)
+    if m.layers[-1] < 2:
+        check.fail("model.layers", f"must end at >= 2 (classes), got {show(m.layers)}", example)
     n_hidden = len(m.layers) - 2
     for key, value in (("model.activation", m.activation), ("model.dropout", m.dropout)):
         if isinstance(value, tuple) and len(value) != n_hidden:
-            check.fail(key, f"has {len(value)} entries for {n_hidden} hidden layers ({list(value)})",
+            check.fail(key, f"has {len(value)} entries for {n_hidden} hidden layers ({show(value)})",
                        "give one value for all hidden layers, or exactly one per hidden layer",
                        also=("model.layers",))
     for name in m.hidden_activations():
@@ -332,7 +389,7 @@ def _validate_model(m: ModelConfig, cost: str, check: Checker) -> None:
     try:
         F.check_pair(m.output, cost)
     except ConfigError as error:
-        check.fail("cost", f"{cost!r} does not fit model.output {m.output!r}", error.hint,
+        check.fail("cost", f"{quoted(cost)} does not fit model.output {quoted(m.output)}", error.hint,
                    also=("model.output",))
 
 
@@ -349,7 +406,7 @@ def _validate_training(t: TrainingConfig, d: DataConfig, r: RegularizationConfig
     check.choice("training.schedule.name", t.schedule.name, SCHEDULES)
     check.at_least("training.schedule.step_every", t.schedule.step_every, 1, " epochs")
     if not 0 < t.schedule.factor <= 1:
-        check.fail("training.schedule.factor", f"must be in (0, 1], got {t.schedule.factor}")
+        check.fail("training.schedule.factor", f"must be in (0, 1], got {show(t.schedule.factor)}")
     check.at_least("training.schedule.warmup_epochs", t.schedule.warmup_epochs, 0)
     if t.early_stopping is not None:
         check.at_least("training.early_stopping.patience", t.early_stopping.patience, 1, " epochs")
@@ -359,6 +416,77 @@ def _validate_training(t: TrainingConfig, d: DataConfig, r: RegularizationConfig
                        "set data.validation > 0 or training.early_stopping: null", also=("data.validation",))
     check.at_least("training.seed", t.seed, 0)
     check.choice("training.dtype", t.dtype, DTYPES)
+
+
+# --- will training fit in memory? --------------------------------------------------------------
+
+
+def memory_needed(layers: Sequence[int], batch_size: int, dtype: str) -> tuple[int, int]:
+    """(bytes for the parameters, bytes for one batch's activations) that training ``layers``
+    in batches of ``batch_size`` needs at least, estimated before anything is allocated.
+
+    Parameters: Σ (n_in × n_out + n_out) weights and biases × the dtype's bytes ×
+    TRAINING_COPIES (4: the parameters, their gradients and up to two optimizer slots).
+    Activations: batch_size × Σ layers × the dtype's bytes × TRAINING_COPIES (z, a and δ of
+    every layer, plus the chunk of inputs and targets that batches are cut from).
+    """
+    size = _itemsize(dtype)
+    parameters = sum(n_in * n_out + n_out for n_in, n_out in zip(layers, layers[1:]))
+    return parameters * size * TRAINING_COPIES, batch_size * sum(layers) * size * TRAINING_COPIES
+
+
+def physical_memory() -> int:
+    """This machine's physical memory in bytes, or MEMORY_FALLBACK where it cannot be read."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return MEMORY_FALLBACK
+    return total if total > 0 else MEMORY_FALLBACK
+
+
+def _validate_memory(cfg: Config, check: Checker) -> None:
+    """Refuse a model or batch whose training would not fit in this machine's memory."""
+    layers, t = cfg.model.layers, cfg.training
+    weights, activations = memory_needed(layers, t.batch_size, t.dtype)
+    have = physical_memory()
+    if weights + activations <= have:
+        return
+    total = f"needs about {_bytes(weights + activations)} to train"
+    machine = f"this machine has {_bytes(have)} of memory"
+    smaller = ", or training.dtype float32 (half the bytes)" if t.dtype == "float64" else ""
+    if weights >= activations:
+        terms = shorten(" + ".join(f"{_count(a)}×{_count(b)}" for a, b in zip(layers, layers[1:])), 120)
+        n = weights // TRAINING_COPIES // _itemsize(t.dtype)
+        check.fail("model.layers", f"{total}: the weights alone need {_bytes(weights // TRAINING_COPIES)} "
+                   f"({terms} + biases = {_count(n)} {t.dtype} parameters), ×{TRAINING_COPIES} with "
+                   f"gradients and optimizer state; {machine}",
+                   f"use fewer or smaller hidden layers, e.g. [{INPUT_SIZE}, 800, 800, {N_CLASSES}]{smaller}",
+                   also=("training.dtype",))
+    check.fail("training.batch_size", f"{_count(t.batch_size)} {total}: one batch's activations take "
+               f"{_bytes(activations)} ({_count(t.batch_size)} examples × {_count(sum(layers))} units × "
+               f"{_itemsize(t.dtype)} bytes × {TRAINING_COPIES}); "
+               f"{machine}", f"use a smaller batch, e.g. 128{smaller}", also=("model.layers", "training.dtype"))
+
+
+def _itemsize(dtype: str) -> int:
+    """Bytes per number of ``dtype`` ("float32" or "float64")."""
+    return 8 if dtype == "float64" else 4
+
+
+def _count(n: int) -> str:
+    """An integer with thousands separators (10^k beyond what is worth writing out)."""
+    return f"{n:,}" if n < 10**30 else f"~10^{int(n.bit_length() * 0.30103)}"
+
+
+def _bytes(n: int) -> str:
+    """A byte count in decimal units: "313.6 GB"."""
+    if n >= 10**24:
+        return f"{_count(n)} bytes"
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB", "EB"):
+        if n < 1000 or unit == "EB":
+            break
+        n /= 1000
+    return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
 
 
 def _absolute_paths(cfg: Config) -> Config:

@@ -3,8 +3,9 @@
 This module owns the generic machinery and knows nothing about mlpcli's keys (it does not
 import ``mlpcli.config``, which owns the dataclasses, the defaults and the validation rules):
 
-* ``load_yaml`` — YAML 1.2-style numbers (``1e-8`` is a float) and no duplicate keys; errors
-  name the file and line (or the ``--set`` item);
+* ``load_yaml`` — the YAML 1.2 core schema (``1e-8`` is a float, ``010`` is 10, ``yes`` is a
+  string), no duplicate keys, no anchors or aliases, at most ``MAX_DEPTH`` levels of nesting;
+  errors are one line naming the file and line (or the ``--set`` item);
 * ``parse_override`` — ``"a.b=value"`` → ``{"a": {"b": value}}``, the value parsed as YAML;
 * ``Layers`` — partial nested mappings merged in order over a base, each checked as it is
   merged (unknown keys with a "did you mean", wrong types), remembering which layer set each
@@ -13,8 +14,10 @@ import ``mlpcli.config``, which owns the dataclasses, the defaults and the valid
   floats where a float is declared); ``plain`` — the reverse, for YAML and JSON;
 * ``Checker`` — range and choice checks of a built config whose errors name the key and the
   layer that set it;
-* ``describe``, ``show``, ``hints``, ``section_type``, ``all_keys``, ``did_you_mean``,
-  ``suggest_key`` — the helpers behind those messages.
+* ``describe``, ``show``, ``shorten``, ``quoted``, ``mismatch_hint``, ``hints``,
+  ``section_type``, ``all_keys``, ``did_you_mean``, ``suggest_key`` — the helpers behind those
+  messages; every value a message quotes goes through ``show`` (or ``quoted`` for keys and
+  names), which cuts it to ``SHOW_LIMIT`` characters.
 
 Type hints understood: int, float, str, bool, None, ``tuple[T, ...]``, unions of these, and
 nested dataclasses (optionally ``| None``).
@@ -26,6 +29,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import math
 import re
 import types
 import typing
@@ -37,9 +41,66 @@ from mlpcli.errors import ConfigError
 
 # --- YAML ---------------------------------------------------------------------------------------
 
+# Deeper nesting than this is refused: no config needs it, and PyYAML composes recursively.
+MAX_DEPTH = 100
+ALIAS_PROBLEM = "config files may not use YAML anchors/aliases (&/*)"
+# YAML 1.2 core schema: the only implicit tags (everything else is a string), in the order
+# tried, with the first characters each can start with.
+CORE_SCHEMA = (
+    ("tag:yaml.org,2002:null", r"~|null|Null|NULL|", "~nN"),
+    ("tag:yaml.org,2002:bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
+    ("tag:yaml.org,2002:int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
+    ("tag:yaml.org,2002:float", r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)", "-+.0123456789"),
+)
+PATTERNS = {tag: re.compile(f"^(?:{pattern})$") for tag, pattern, _ in CORE_SCHEMA}
+# YAML 1.1's other booleans: strings in YAML 1.2, named in the hint of a type error.
+YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
+MAX_DIGITS = 4000  # Python refuses to convert longer digit strings to int (sys.int_info)
+
+
+class Refused(yaml.MarkedYAMLError):
+    """Valid YAML that a config may not use (anchors and aliases, deep nesting); ``hint``
+    says what to write instead."""
+
+    def __init__(self, problem: str, mark, hint: str):
+        super().__init__(None, None, problem, mark)
+        self.hint = hint
+
 
 class Loader(yaml.SafeLoader):
-    """safe_load that reads 1e-8 as a number (YAML 1.2) and refuses duplicate keys."""
+    """safe_load with the YAML 1.2 core schema (``010`` is 10, ``0o17`` 15, ``0x1A`` 26,
+    ``1e-8`` a float; ``yes``/``no``/``on``/``off`` and dates are strings), no duplicate keys,
+    no anchors or aliases (an alias bomb expands a few hundred bytes into billions of
+    values), at most MAX_DEPTH levels of nesting, and errors with a line and column for
+    explicitly tagged values that do not fit their tag (``!!float abc``)."""
+
+    yaml_implicit_resolvers: dict = {}
+    depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise Refused(ALIAS_PROBLEM, event.start_mark, "write the values out in full")
+        if self.depth >= MAX_DEPTH:
+            raise Refused(f"nested more than {MAX_DEPTH} levels deep", event.start_mark,
+                          "a config is a few levels of mappings and lists")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            what = show(node.value) if isinstance(node, yaml.ScalarNode) else f"this {node.id}"
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {what} as {tag}", node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -47,32 +108,87 @@ class Loader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, typing.Hashable) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                    None, None, f"duplicate key {quoted(key)}", key_node.start_mark
                 )
             if isinstance(key, typing.Hashable):
                 seen.add(key)
         return super().construct_mapping(node, deep)
 
+    def core_scalar(self, node, tag: str, what: str) -> str:
+        """The scalar's text, or a ConstructorError when it is not a YAML 1.2 ``what``."""
+        value = self.construct_scalar(node)
+        if not isinstance(value, str) or not PATTERNS[tag].match(value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{show(value)} is not {what} (YAML 1.2 core schema)", node.start_mark)
+        return value
 
-Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+    def construct_yaml_bool(self, node):
+        return self.core_scalar(node, "tag:yaml.org,2002:bool", "true or false").lower() == "true"
+
+    def construct_yaml_int(self, node):
+        value = self.core_scalar(node, "tag:yaml.org,2002:int", "an integer")
+        if len(value) > MAX_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(value):,} digits is too long", node.start_mark)
+        if value[:2] in ("0o", "0x"):
+            return int(value[2:], 8 if value[1] == "o" else 16)
+        return int(value)
+
+    def construct_yaml_float(self, node):
+        value = self.core_scalar(node, "tag:yaml.org,2002:float", "a number")
+        special = value.lower().lstrip("+-")
+        if special in (".inf", ".nan"):
+            return float(("-" if value.startswith("-") else "") + special[1:])
+        return float(value)
+
+
+for _tag, _pattern, _first in CORE_SCHEMA:
+    Loader.add_implicit_resolver(_tag, PATTERNS[_tag], list(_first) + ([""] if _tag.endswith("null") else []))
+for _tag, _method in (("bool", Loader.construct_yaml_bool), ("int", Loader.construct_yaml_int),
+                      ("float", Loader.construct_yaml_float)):
+    Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _method)
+
+
+class Dumper(yaml.SafeDumper):
+    """safe_dump that quotes every string either YAML 1.1 or the 1.2 core schema would read as
+    something else (``"yes"``, ``"0o17"``, ``"1e5"``), so that what it writes, ``Loader``
+    (and any other YAML reader) reads back as the same values."""
+
+
+for _tag, _pattern, _first in CORE_SCHEMA:
+    Dumper.add_implicit_resolver(_tag, PATTERNS[_tag], list(_first))
 
 
 def load_yaml(text: str, label: str, value_hint: str | None = None) -> Any:
     """Parsed YAML. ``value_hint`` None: ``text`` is a file (errors give label:line:column and
-    say to fix that line); else it is one ``--set`` value and ``value_hint`` is the error's hint."""
+    say to fix that line); else it is one ``--set`` value and ``value_hint`` is the error's hint.
+    Every error is one line, its quoted parts cut to a readable length."""
     try:
         return yaml.load(text, Loader=Loader)  # noqa: S506 — a SafeLoader subclass
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        file = value_hint is None
-        where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark and file else label
-        problem = getattr(error, "problem", None) or str(error)
-        hint = "fix the YAML at that line" if file else value_hint
-        raise ConfigError(f"{where}: not valid YAML: {problem}", hint) from None
+        raise _yaml_error(error, text, label, value_hint) from None
+    except RecursionError:  # MAX_DEPTH should make this unreachable
+        raise ConfigError(f"{label}: nested too deeply", "a config is a few levels of mappings and lists") from None
+
+
+def _yaml_error(error: yaml.YAMLError, text: str, label: str, value_hint: str | None) -> ConfigError:
+    """The ConfigError for a YAMLError of ``load_yaml``."""
+    file = value_hint is None
+    mark = getattr(error, "problem_mark", None)
+    line = mark and (mark.line + 1, mark.column + 1)
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow
+        before = text[: error.position]
+        line = (before.count("\n") + 1, len(before) - before.rfind("\n"))
+    where = f"{label}:{line[0]}:{line[1]}" if line and file else label
+    problem = shorten(" ".join(str(getattr(error, "problem", None) or error).split()), 2 * SHOW_LIMIT)
+    if isinstance(error, Refused):
+        return ConfigError(f"{where}: {problem}", error.hint)
+    return ConfigError(f"{where}: not valid YAML: {problem}", "fix the YAML at that line" if file else value_hint)
+
+
+def set_label(item: str) -> str:
+    """The label of a ``--set`` item in messages: "--set a.b=value", one line, cut."""
+    return f"--set {shorten(printable(item))}"
 
 
 def parse_override(item: str, hint: str, value_hint: str) -> dict:
@@ -81,8 +197,8 @@ def parse_override(item: str, hint: str, value_hint: str) -> dict:
     key, sep, value = item.partition("=")
     keys = key.strip().split(".")
     if not sep or not all(keys):
-        raise ConfigError(f"--set {item!r} is not key.path=value", hint)
-    nested: Any = load_yaml(value, f"--set {item}", value_hint)
+        raise ConfigError(f"--set {shorten(item)!r} is not key.path=value", hint)
+    nested: Any = load_yaml(value, set_label(item), value_hint)
     for k in reversed(keys):
         nested = {k: nested}
     return nested
@@ -130,9 +246,9 @@ class Layers:
             path = f"{prefix}{key}"
             if key not in known:
                 raise ConfigError(
-                    f"{label}: unknown key {path!r}",
+                    f"{label}: unknown key {quoted(path)}",
                     f"valid keys in {section}: {', '.join(known)}"
-                    + suggest_key(str(key), known, self.root, self.aliases),
+                    + suggest_key(shorten(str(key)), known, self.root, self.aliases),
                 )
             sub, optional = section_type(known[key])
             if sub is not None and not (optional and value is None):
@@ -149,7 +265,8 @@ class Layers:
                     convert(known[key], value)
                 except Mismatch:
                     raise ConfigError(
-                        f"{label}: {path} must be {describe(known[key])}, got {show(value)}"
+                        f"{label}: {path} must be {describe(known[key])}, got {show(value)}",
+                        mismatch_hint(known[key], value),
                     ) from None
                 merged[key] = value
             self.origin[path] = source
@@ -212,12 +329,71 @@ def describe(hint) -> str:
     return _NAMES[hint][0]
 
 
-def show(value) -> str:
-    """A value as YAML/JSON would write it (true, null, "text", [1, 2])."""
+SHOW_LIMIT = 80  # characters of a value quoted in a message
+
+
+def shorten(text: str, limit: int = SHOW_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, the last of them "…", when it is longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (newlines, NUL …) written as escapes, so that a label
+    made from a command-line argument or a file name keeps a message on one line."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
+
+
+def quoted(key) -> str:
+    """A key or name for a message: a string in quotes ('epochs'), cut by ``shorten``; other
+    keys as ``show`` writes them."""
+    return repr(shorten(key)) if isinstance(key, str) else show(key)
+
+
+def mismatch_hint(hint, value) -> str | None:
+    """What to write instead of ``value`` for type ``hint``, where a YAML 1.1 habit explains
+    the mistake (``yes``/``no``/``on``/``off`` are strings in YAML 1.2)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if bool in options and isinstance(value, str) and value.lower() in YAML11_BOOLS:
+        return f"write true or false: YAML 1.2 reads {value} as a string, not a boolean"
+    return None
+
+
+def show(value, limit: int = SHOW_LIMIT) -> str:
+    """A value as YAML/JSON would write it (true, null, "text", [1, 2], .nan), cut to
+    ``limit`` characters ending in "…". Every value a config message quotes goes through
+    here, so a million-element list costs a line, not megabytes."""
+    return shorten(_render(value, limit + 1), limit)
+
+
+def _render(value, budget: int) -> str:
+    """``value`` written out, stopping soon after ``budget`` characters."""
+    if budget <= 0:
+        return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf"
+    if isinstance(value, dict):
+        return "{" + _render_items(((f"{_render(k, budget)}: ", v) for k, v in value.items()), budget) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + _render_items((("", v) for v in value), budget) + "]"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * budget:
+        return f"<an integer of about {int(value.bit_length() * math.log10(2)):,} digits>"
+    if isinstance(value, (str, bytes)):
+        value = value[:budget]  # escapes only make it longer
     try:
         return json.dumps(value, default=str)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _render_items(items, budget: int) -> str:
+    """(prefix, value) pairs written out and joined by ", ", stopping once over ``budget``."""
+    parts, used = [], 1
+    for prefix, item in items:
+        parts.append(prefix + _render(item, budget - used - len(prefix)))
+        used += len(parts[-1]) + 2
+        if used > budget:
+            break
+    return ", ".join(parts)
 
 
 @functools.cache
@@ -249,7 +425,7 @@ def plain(value):
 
 def did_you_mean(word: str, candidates) -> str:
     """"; did you mean 'x'?" for the closest candidate, or "" when none is close."""
-    match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(shorten(word), list(candidates), n=1, cutoff=0.6)
     return f"; did you mean {match[0]!r}?" if match else ""
 
 
@@ -292,17 +468,17 @@ class Checker:
 
     def choice(self, path: str, value, valid) -> None:
         if value not in valid:
-            self.fail(path, f"is {value!r}, which is not known",
+            self.fail(path, f"is {quoted(value)}, which is not known",
                       f"choose one of: {', '.join(valid)}{did_you_mean(str(value), valid)}")
 
     def at_least(self, path: str, value, low, unit: str = "") -> None:
         if not value >= low:  # `not >=` so that NaN fails too
-            self.fail(path, f"must be >= {low}{unit}, got {value}")
+            self.fail(path, f"must be >= {low}{unit}, got {show(value)}")
 
     def positive(self, path: str, value) -> None:
         if not 0 < value < float("inf"):
-            self.fail(path, f"must be > 0, got {value}")
+            self.fail(path, f"must be > 0, got {show(value)}")
 
     def fraction(self, path: str, value) -> None:
         if not 0 <= value < 1:
-            self.fail(path, f"must be in [0, 1), got {value}")
+            self.fail(path, f"must be in [0, 1), got {show(value)}")
