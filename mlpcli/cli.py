@@ -242,7 +242,7 @@ def predict_command(
         raise click.UsageError("give one or more IMAGE files, or --index N for a test-set image")
     ckpt = ckpt_io.load(checkpoint)
     dataset = ckpt.config.data.dataset
-    names = predict.class_names_for(dataset, ckpt.network.layers[-1])
+    names = predict.class_names_for(dataset, ckpt.network.layers[-1], ckpt.meta.get("class_names"))
     if index is not None:
         from mlpcli.fetch import load_splits
 
@@ -374,8 +374,9 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
 @click.option("--split", type=click.Choice(["test", "validation", "train"]), default="test", show_default=True,
               help="Which split of the data to evaluate on.")
 @data_dir_option("Where data sets live, if not where the run found them (DATA_DIR/<dataset>/).")
-@click.option("--data-path", type=click.Path(file_okay=False, path_type=Path),
-              help="Any folder holding the four IDX files (.gz or raw), e.g. another copy or data set.")
+@click.option("--data-path", type=click.Path(path_type=Path),
+              help="Other data with the same classes: an IDX folder, a CSV file or folder, a .npz or an "
+              "image folder (as data.path).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Examples per forward pass (memory stays flat for any N).")
 @json_option("Print JSON: accuracy, loss, n, confusion_matrix, per_class (precision, recall, f1).")
@@ -399,6 +400,7 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
     """
     from mlpcli import checkpoint as ckpt_io
     from mlpcli.config import load_config
+    from mlpcli.data import names_for_network
     from mlpcli.errors import ConfigError
     from mlpcli.evaluate import dumps, evaluate, format_report
     from mlpcli.fetch import load_splits
@@ -409,16 +411,17 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
         plot.pyplot()  # a missing plot extra fails now, not after the evaluation
         plot.check_picture_folder(plot_dir)  # and so does a folder that cannot be written
     ckpt = ckpt_io.load(checkpoint)
-    flags = [("--data-dir", {"data": {"dir": data_dir, "path": None}})] if data_dir is not None else []
-    flags += [("--data-path", {"data": {"path": data_path}})] if data_path is not None else []
+    flags = [("--data-dir", {"data": {"dir": data_dir, "path": None, "format": None}})] if data_dir is not None else []
+    flags += [("--data-path", {"data": {"path": data_path, "format": None}})] if data_path is not None else []
     data_cfg = load_config(ckpt.config, flags=flags).data if flags else ckpt.config.data
     if split == "validation" and data_cfg.validation == 0:
         raise ConfigError(f"{checkpoint} was trained with data.validation: 0, so there is no validation split",
                           "use --split test or --split train")
-    splits = load_splits(data_cfg, quiet=as_json)
+    splits = load_splits(data_cfg, quiet=as_json, need=("test",) if split == "test" else ("train",))
     X, y = {"test": (splits.X_test, splits.y_test), "validation": (splits.X_val, splits.y_val),
             "train": (splits.X_train, splits.y_train)}[split]
-    result = evaluate(ckpt.network, X, y, batch_size=batch_size, class_names=splits.class_names,
+    names = names_for_network(splits, ckpt.network.layers, ckpt.meta.get("class_names"))
+    result = evaluate(ckpt.network, X, y, batch_size=batch_size, class_names=names,
                       keep_probabilities=plot_dir is not None)
     if as_json:
         click.echo(dumps({"checkpoint": str(checkpoint), "split": split, **result.to_json()}))

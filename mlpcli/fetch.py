@@ -766,12 +766,14 @@ def ensure_dataset(name: str, data_dir: str | os.PathLike, quiet: bool = False,
     return folder
 
 
-def load_splits(data_cfg, quiet: bool = False, http: HttpOptions | None = None) -> data.Splits:
-    """``data.load_splits``, after fetching a registered data set whose files are missing.
+def load_splits(data_cfg, quiet: bool = False, http: HttpOptions | None = None,
+                need: tuple[str, ...] = data.SPLITS) -> data.Splits:
+    """``data.read_splits`` (``need``: the splits to read), after fetching a registered data
+    set whose files are missing.
 
     This is what ``train``, ``eval`` and the public API use: a fresh machine needs no separate
     ``mlpcli fetch``. A config with ``data.path`` set is read as it is, never fetched.
     """
     if data_cfg.path is None and data_cfg.dataset in REGISTRY:
         ensure_dataset(data_cfg.dataset, data_cfg.dir, quiet=quiet, http=http)
-    return data.load_splits(data_cfg)
+    return data.read_splits(data_cfg, need=need)

@@ -228,8 +228,11 @@ def top_k(probs: np.ndarray, class_names: Sequence[str], k: int = 3) -> list[Gue
     return [Guess(int(i), class_names[i], float(probs[i])) for i in order]
 
 
-def class_names_for(dataset: str | None, n: int = 10) -> tuple[str, ...]:
-    """The dataset's class names (KMNIST's romanized), or "0".."n-1" when unknown."""
+def class_names_for(dataset: str | None, n: int = 10, saved=None) -> tuple[str, ...]:
+    """The class names a checkpoint saved (``saved``: its meta's "class_names", e.g. an image
+    folder's) when they are n strings, else the dataset's (KMNIST's romanized), else "0".."n-1"."""
+    if isinstance(saved, (list, tuple)) and len(saved) == n and all(isinstance(x, str) for x in saved):
+        return tuple(saved)
     try:
         from mlpcli.data import CLASS_NAMES
     except ImportError:  # pragma: no cover - the data module is part of the package

@@ -1,10 +1,13 @@
 """The IDX reader and the split loader: every malformed file is a DataError, never a crash or a
-giant allocation; splits come out as the config asks."""
+giant allocation; splits come out as the config asks. (CSV, .npz and image folders:
+test_sources.py.)"""
 
 from __future__ import annotations
 
 import gzip
 import struct
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlpcli.config import DataConfig
-from mlpcli.data import CLASS_NAMES, FILES, load_splits, read_idx
+from mlpcli.data import CLASS_NAMES, FILES, read_splits, read_idx
 from mlpcli.errors import ConfigError, DataError
 
 
@@ -195,14 +198,14 @@ def test_any_corruption_is_a_data_error_without_a_big_allocation(tmp_path_factor
 
 
 # ---------------------------------------------------------------------------------------------
-# load_splits
+# read_splits
 
 
 def test_validation_is_held_out_from_the_end_of_the_training_set(tmp_path):
     folder = write_set(tmp_path / "set")
     train = read_idx(folder / FILES[0]).reshape(30, 784)
     labels = read_idx(folder / FILES[1])
-    splits = load_splits(DataConfig(path=str(folder), validation=8))
+    splits = read_splits(DataConfig(path=str(folder), validation=8))
     assert splits.X_train.shape == (22, 784) and splits.X_train.dtype == np.uint8
     assert (splits.X_train == train[:22]).all() and (splits.X_val == train[22:]).all()
     assert (splits.y_train == labels[:22]).all() and (splits.y_val == labels[22:]).all()
@@ -212,7 +215,7 @@ def test_validation_is_held_out_from_the_end_of_the_training_set(tmp_path):
 
 def test_no_validation_set_and_raw_files(tmp_path):
     folder = write_set(tmp_path / "set", compress=False)
-    splits = load_splits(DataConfig(dataset="fashion-mnist", path=str(folder), validation=0))
+    splits = read_splits(DataConfig(dataset="fashion-mnist", path=str(folder), validation=0))
     assert splits.X_train.shape == (30, 784) and splits.X_val.shape == (0, 784)
     assert splits.class_names[0] == "T-shirt/top" and splits.class_names[9] == "Ankle boot"
 
@@ -221,36 +224,52 @@ def test_no_validation_set_and_raw_files(tmp_path):
 def test_a_validation_count_the_training_set_cannot_give_is_a_config_error(tmp_path, validation):
     folder = write_set(tmp_path / "set")
     with pytest.raises(ConfigError, match="data.validation"):
-        load_splits(DataConfig(path=str(folder), validation=validation))
-    assert len(load_splits(DataConfig(path=str(folder), validation=29)).X_train) == 1
+        read_splits(DataConfig(path=str(folder), validation=validation))
+    assert len(read_splits(DataConfig(path=str(folder), validation=29)).X_train) == 1
 
 
 def test_missing_files_are_listed_with_what_to_do(tmp_path):
     folder = write_set(tmp_path / "mnist")
     (folder / FILES[2]).unlink()
     with pytest.raises(DataError) as error:
-        load_splits(DataConfig(dir=str(tmp_path)))  # data.load_splits never fetches
+        read_splits(DataConfig(dir=str(tmp_path)))  # data.read_splits never fetches
     assert FILES[2] in error.value.message and "mlpcli fetch --dataset mnist" in error.value.hint
     with pytest.raises(DataError, match=FILES[2]):
-        load_splits(DataConfig(path=str(folder)))  # data.path is never fetched into
+        read_splits(DataConfig(path=str(folder)))  # data.path is never fetched into
 
 
 def test_counts_must_agree_and_labels_must_be_classes(tmp_path):
     folder = write_set(tmp_path / "a", train_labels=np.zeros(29, dtype=np.uint8))
     with pytest.raises(DataError, match="holds 30 images but .* holds 29 labels"):
-        load_splits(DataConfig(path=str(folder), validation=0))
+        read_splits(DataConfig(path=str(folder), validation=0))
     bad = np.zeros(30, dtype=np.uint8)
     bad[17] = 10
     folder = write_set(tmp_path / "b", train_labels=bad)
     with pytest.raises(DataError, match="label 10 at index 17"):
-        load_splits(DataConfig(path=str(folder), validation=0))
+        read_splits(DataConfig(path=str(folder), validation=0))
 
 
-def test_images_must_be_28_by_28(tmp_path):
+def test_both_splits_must_have_one_image_size_which_may_be_any(tmp_path):
     folder = write_set(tmp_path / "set")
     write(folder / FILES[2], idx_bytes(np.zeros((12, 27, 28))), compress=True)
     with pytest.raises(DataError, match="27×28, expected 28×28"):
-        load_splits(DataConfig(path=str(folder), validation=0))
+        read_splits(DataConfig(path=str(folder), validation=0))
+    write(folder / FILES[0], idx_bytes(np.zeros((30, 27, 28))), compress=True)
+    splits = read_splits(DataConfig(path=str(folder), validation=0))
+    assert splits.image_shape == (27, 28) and splits.X_train.shape == (30, 27 * 28)
+    assert splits.n_classes == 10 and not splits.named
+
+
+def test_reading_idx_files_closes_every_file(tmp_path):
+    """``python -W error`` turns an unclosed file into an error report on stderr."""
+    folder = write_set(tmp_path / "gz")
+    raw = write_set(tmp_path / "raw", compress=False)
+    code = ("import gc, sys; from mlpcli.config import DataConfig; from mlpcli.data import read_splits, read_idx; "
+            f"read_splits(DataConfig(path={str(folder)!r}, validation=3)); read_splits(DataConfig(path={str(raw)!r}, validation=3)); "
+            f"read_idx({str(folder / FILES[0])!r}); gc.collect()")
+    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert result.returncode == 0 and "ResourceWarning" not in result.stderr, result.stderr
 
 
 def test_class_names_cover_every_dataset():
