@@ -38,6 +38,60 @@ class Group(click.Group):
             if ctx.params.get("debug"):
                 raise
             raise _CliError(Interrupted("interrupted (Ctrl-C)", "run the command again")) from None
+        except OSError as error:
+            # click.echo flushes stdout: a full disk (ENOSPC) or a closed pipe (EPIPE) under
+            # `> file` or `| head` ends here. Any other OSError is a bug and shows its traceback.
+            if ctx.params.get("debug") or not Group.stdout_failed(error):
+                raise
+            raise click.exceptions.Exit(Group.output_failed(error)) from None
+
+    @staticmethod
+    def stdout_failed(error: OSError) -> bool:
+        """True when ``error`` came from writing the output, not from a file the command wrote:
+        it was raised inside click.echo writing to stdout, or stdout cannot be flushed (what
+        could not be written stays buffered, so flushing fails again)."""
+        import sys
+        import traceback
+
+        def fd(stream):
+            try:
+                return stream.fileno()
+            except (AttributeError, OSError, ValueError):
+                return None
+
+        for frame, _ in traceback.walk_tb(error.__traceback__):
+            if frame.f_code is click.utils.echo.__code__:
+                stream = frame.f_locals.get("file")
+                return stream is sys.stdout or fd(stream) not in (None, 2) and fd(stream) == fd(sys.stdout)
+        try:
+            sys.stdout.flush()
+        except OSError:
+            return True
+        except ValueError:  # closed
+            return False
+        return False
+
+    @staticmethod
+    def output_failed(error: OSError, report: bool = True) -> int:
+        """Stdout is broken: point it at /dev/null (so the interpreter's last flush is quiet),
+        say so in one line on stderr — nothing for a closed pipe, whose reader wanted no more —
+        and return the exit status, 1."""
+        import errno
+        import os
+        import sys
+
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no file descriptor (tests, embedded use)
+            pass
+        if report and error.errno != errno.EPIPE:
+            try:
+                click.echo(f"Error: cannot write the output: {error.strerror or error}", err=True)
+            except OSError:
+                pass
+        return 1
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -180,14 +234,11 @@ def fetch_command(dataset: str, data_dir: Path, mirrors: tuple[str, ...], source
 
 
 @cli.command("plot")
-@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option(
-    "--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
-    help="PNG to write [default: RUN_DIR/curves.png; with --weights: weights.png beside CKPT]."
+    "--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="PNG to write [default: RUN_DIR/curves.png]."
 )
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="CKPT",
-              help="Draw CKPT's first-layer weights instead: one 28×28 image per hidden unit (the first 64).")
-def plot_command(run_dir: Path | None, out: Path | None, weights: Path | None) -> None:
+def plot_command(run_dir: Path, out: Path | None) -> None:
     """Draw a run's learning curves: train and validation loss and accuracy per epoch.
 
     Reads RUN_DIR/metrics.jsonl (what `mlpcli train` writes) and marks the best epoch (highest
@@ -198,15 +249,9 @@ def plot_command(run_dir: Path | None, out: Path | None, weights: Path | None) -
     Examples:
       mlpcli plot runs/fashion-mnist-20250101-120000
       mlpcli plot runs/mnist-20250101-120000 --out mnist-curves.png
-      mlpcli plot --weights runs/mnist-20250101-120000/best.npz --out weights.png
     """
     from mlpcli import plot
 
-    if (run_dir is None) == (weights is None):
-        raise click.UsageError("give a RUN_DIR for learning curves, or --weights CKPT for weights (one of them)")
-    if weights is not None:
-        click.echo(f"wrote {plot.plot_weights(weights, out)}")
-        return
     click.echo(f"wrote {plot.plot_curves(run_dir, out)}")
 
 
@@ -502,42 +547,27 @@ def gradcheck_command(ctx: click.Context, check_every: bool, config_source: str 
         ctx.exit(1)
 
 
-@cli.command("page")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(path_type=Path), metavar="FILE.html",
-              help="The page to write [default: CHECKPOINT with .html, e.g. best.html].")
-@click.option("--examples", type=int, metavar="N",
-              help="Test images to embed, the most confident mistakes first [default: 50, or all if "
-              "the test set is smaller]; 0 for none.")
-@click.option("--preprocess", "mode", type=click.Choice(["auto", "digits", "none"]), default="auto",
-              show_default=True, help="How drawings are preprocessed, as in `mlpcli predict`.")
-def page_command(checkpoint: Path, out: Path | None, examples: int | None, mode: str) -> None:
-    """Write ONE self-contained HTML page to draw on and look inside CHECKPOINT's network.
-
-    Open the file in a browser (no server, no network; the weights are inside it): draw a
-    digit, or click a test image, and watch the probabilities, the hidden layers' activations
-    and the incoming weights of the most active units. The test accuracy in its header is
-    computed now. A data set that is not on disk gives a page without test images (nothing is
-    downloaded).
-
-    \b
-    Examples:
-      mlpcli page runs/mnist-20250101-120000/best.npz --out mnist.html
-      mlpcli page best.npz --examples 100
-    """
-    from mlpcli import page
-
-    result = page.write_page(checkpoint, out if out is not None else checkpoint.with_suffix(".html"),
-                             examples, mode)
-    if result.note:
-        click.secho(f"warning: {result.note}: the page has no test images and no test accuracy",
-                    err=True, fg="yellow")
-    accuracy = "" if result.accuracy is None else f", test accuracy {result.accuracy:.2%}"
-    click.echo(f"wrote {result.path} ({result.size / 1e6:.1f} MB, {result.examples} test images{accuracy})")
-
-
 def main() -> None:
-    cli(prog_name="mlpcli")
+    """The ``mlpcli`` entry point: run the command, then flush stdout inside a try, so output
+    that cannot be written (a full disk, a closed pipe) ends in one line and exit status 1,
+    never a traceback or Python's "Exception ignored" (a closed pipe: exit 1, no message)."""
+    import sys
+
+    try:
+        cli(prog_name="mlpcli")
+        status = 0
+    except SystemExit as done:  # click's standalone mode always ends here
+        status = done.code
+    except OSError as error:  # writing --help or --version, before any command runs
+        if not Group.stdout_failed(error):
+            raise
+        status = Group.output_failed(error)
+    try:
+        sys.stdout.flush()
+    except OSError as error:
+        failed = Group.output_failed(error, report=not status)  # one message at most
+        status = status or failed
+    sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

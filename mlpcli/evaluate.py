@@ -89,7 +89,8 @@ def evaluate(
     total_cost = 0.0
     for rows, AL in infer.batches(network, X[:n], batch_size):
         labels = np.asarray(y[rows], dtype=np.intp)
-        total_cost += network.data_cost(AL, one_hot(labels, n_classes, network.dtype)) * len(labels)
+        with infer.quiet_float_errors():  # inf/NaN outputs make a NaN loss (JSON null), no warning
+            total_cost += network.data_cost(AL, one_hot(labels, n_classes, network.dtype)) * len(labels)
         cells = labels * n_classes + AL.argmax(axis=1)
         cm += np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
         if probabilities is not None:

@@ -7,7 +7,8 @@ numbers for the same pixels.
 
 Pixels are scaled with ``network.scale01`` — the same preprocessing as training — to the
 network's dtype batch by batch, so memory stays flat for any number of examples; each batch is
-one plain ``network.forward`` (no dropout). A batch's output rows do not depend on the batch
+one plain ``network.forward`` (no dropout), with floating-point errors ignored (an overflow
+shows as inf/NaN in the results, never as a NumPy warning). A batch's output rows do not depend on the batch
 size beyond floating-point rounding in the matrix products.
 """
 
@@ -45,7 +46,16 @@ def batches(
     X = _rows(network, X_uint8)
     for start in range(0, X.shape[0], batch_size):
         rows = slice(start, min(start + batch_size, X.shape[0]))
-        yield rows, network.forward(scale01(X[rows], network.dtype))[1][-1]
+        with quiet_float_errors():  # not around the yield: the caller's code keeps its own state
+            AL = network.forward(scale01(X[rows], network.dtype))[1][-1]
+        yield rows, AL
+
+
+def quiet_float_errors():
+    """``np.errstate`` with every floating-point error ignored: a network with huge weights
+    overflows to inf or NaN, which the results show (JSON null); NumPy's RuntimeWarnings would
+    only be noise on the user's terminal."""
+    return np.errstate(all="ignore")
 
 
 def outputs(network: Network, X_uint8: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from mlpcli.errors import MlpcliError
+from mlpcli.errors import CheckpointError, MlpcliError
 from mlpcli.infer import as_probabilities
 from mlpcli.predict import SIDE, require
 from mlpcli.runs import atomic_write, read_metrics
@@ -84,8 +84,16 @@ def check_picture_folder(folder: str | Path) -> None:
 
 
 def _series(records: list[dict], key: str) -> np.ndarray:
-    values = [r.get(key) for r in records]
-    return np.array([np.nan if v is None else float(v) for v in values])
+    """One metric per epoch as floats: null, NaN and ±inf become NaN (no point drawn); a value
+    that is not a number is a ``CheckpointError`` naming the epoch, the key and the value."""
+    values = []
+    for r in records:
+        v = r.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise CheckpointError(f"metrics.jsonl, epoch {r.get('epoch')}: {key} is {v!r}, not a number",
+                                  "each metric must be a number or null")
+        values.append(np.nan if v is None or not math.isfinite(v) else float(v))
+    return np.array(values, dtype=np.float64)
 
 
 def best_epoch(records: list[dict]) -> int | None:
@@ -111,21 +119,27 @@ def curves_figure(records: list[dict], title: str | None = None):
             if not np.all(np.isnan(values)):
                 ax.plot(epochs, values, marker="o", markersize=3, label=name)
         if best is not None:
-            i = int(np.flatnonzero(epochs == best)[0])
-            val = _series(records, f"val_{key}")[i] * scale
-            ax.axvline(best, color="0.5", linestyle="--", linewidth=1)
-            text = f"best epoch {best}: {val:.2f}%" if key == "accuracy" else f"best epoch {best}: {val:.4f}"
-            ax.plot([best], [val], linestyle="none", marker="*", markersize=14, color="tab:red", label=text)
+            at_best = _series(records, f"val_{key}")[int(np.flatnonzero(epochs == best)[0])]
+            _mark_best(ax, best, at_best * scale, key)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_title(f"{key.capitalize()} per epoch")
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="best")
+        if ax.get_legend_handles_labels()[0]:  # a legend of nothing is a matplotlib UserWarning
+            ax.legend(loc="best")
         if len(epochs) <= 20:
             ax.set_xticks(epochs)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _mark_best(ax, best: int, val: float, key: str) -> None:
+    """A dashed line at the best epoch and, when its value is a number, a star labeled with it."""
+    ax.axvline(best, color="0.5", linestyle="--", linewidth=1)
+    if np.isfinite(val):
+        text = f"best epoch {best}: {val:.2f}%" if key == "accuracy" else f"best epoch {best}: {val:.4f}"
+        ax.plot([best], [val], linestyle="none", marker="*", markersize=14, color="tab:red", label=text)
 
 
 def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -230,54 +244,3 @@ def eval_pictures(
         X_uint8, np.asarray(y_true), probs, names, N_MISTAKES, title=f"Most confident mistakes — {split} set"
     )
     return [save_figure(confusion, out_dir / "confusion.png"), save_figure(mistakes, out_dir / "mistakes.png")]
-
-
-# --- first-layer weights (plot --weights) -----------------------------------------------------------
-
-WEIGHTS_COLUMNS = 8
-WEIGHTS_CELL = 1.15  # inches per 28×28 image, caption included
-N_WEIGHT_UNITS = 64  # the first units plot --weights draws
-
-
-def weights_figure(W1: np.ndarray, units: int = N_WEIGHT_UNITS, title: str = "First-layer weights"):
-    """The incoming weights W[1][j, :] of the first ``units`` hidden units, each as a 28×28
-    image (scikit-learn's "Visualization of MLP weights on MNIST"): red positive, blue
-    negative, each image on its own symmetric scale ±max|w| so that every unit's pattern shows.
-    Inputs that are not 28×28 are drawn as ``sources.image_shape`` says (square, else one row)."""
-    from mlpcli.sources import image_shape
-
-    plt = pyplot()
-    W1 = np.asarray(W1, dtype=np.float64)
-    if W1.ndim != 2:
-        raise ValueError(f"first-layer weights must be (units, inputs), got shape {W1.shape}")
-    shape = image_shape(W1.shape[1])
-    n = max(1, min(units, W1.shape[0]))
-    cols = min(WEIGHTS_COLUMNS, n)
-    rows = math.ceil(n / cols)
-    size = (cols * WEIGHTS_CELL, rows * WEIGHTS_CELL + 0.5)
-    fig, axes = plt.subplots(rows, cols, figsize=size, dpi=DPI, layout="constrained", squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for j, ax in zip(range(n), axes.flat):
-        scale = float(np.abs(W1[j]).max()) or 1.0
-        ax.imshow(W1[j].reshape(shape), cmap="RdBu_r", vmin=-scale, vmax=scale, aspect="auto" if shape[0] == 1 else None)
-        ax.set_title(f"unit {j}", fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def plot_weights(checkpoint: str | Path, out: str | Path | None = None, units: int = N_WEIGHT_UNITS) -> Path:
-    """Draw ``checkpoint``'s first-layer weights to ``out`` (default: weights.png beside it)."""
-    from mlpcli import checkpoint as ckpt_io
-
-    pyplot()  # a missing extra fails before any work
-    ckpt = ckpt_io.load(checkpoint)
-    out = Path(out) if out is not None else Path(checkpoint).parent / "weights.png"
-    if out.is_dir():
-        raise PictureFolderError(f"{out} is a folder, not a file name", "give --out a PNG file name")
-    check_picture_folder(out.parent)
-    W1 = ckpt.network.W[1]
-    n = min(units, W1.shape[0])
-    layers = "-".join(str(k) for k in ckpt.network.layers)
-    title = f"First-layer weights — {ckpt.config.data.dataset} {layers}, units 0–{n - 1} of {W1.shape[0]}"
-    return save_figure(weights_figure(W1, units, title), out)

@@ -80,7 +80,7 @@ def load_image(path: str | Path) -> np.ndarray:
         raise DataError(f"{path} is a folder, not an image", "give the path of an image file")
     check_regular_file(path, "an image")
     try:
-        with Image.open(path) as img:
+        with _open_image(Image, path) as img:
             img = ImageOps.exif_transpose(img)
             img.load()
             if max(img.size) > MAX_SIDE:
@@ -94,12 +94,37 @@ def load_image(path: str | Path) -> np.ndarray:
         raise DataError(
             f"{path} is not an image Pillow can read", "give a PNG, JPEG, BMP, GIF or TIFF file"
         ) from None
+    except DataError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise DataError(f"{path}: too large to decode safely ({error})", TOO_LARGE_HINT) from None
     except Exception as error:  # noqa: BLE001 — Pillow's decoders raise many kinds on a broken file
         raise DataError(
             f"{path}: cannot decode the image ({error or type(error).__name__})",
             "check that the file is a complete image",
         ) from None
     return gray
+
+
+TOO_LARGE_HINT = f"shrink it first: 28×28 pixels are predicted, {MAX_SIDE}×{MAX_SIDE} is plenty"
+
+
+def _open_image(Image, path: Path):
+    """``Image.open`` (lazy: the header only) that refuses, before decoding, an image of more
+    pixels than Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) — one line,
+    instead of Pillow's DecompressionBombWarning and gigabytes of pixels."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, exactly
+        img = Image.open(path)
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = img.size
+    if limit and width * height > limit:
+        img.close()
+        raise DataError(f"{path} is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels), more "
+                        f"than predict decodes ({limit / 1e6:.0f} megapixels)", TOO_LARGE_HINT)
+    return img
 
 
 def _flatten_to_gray(img, Image) -> np.ndarray:
