@@ -234,11 +234,14 @@ def fetch_command(dataset: str, data_dir: Path, mirrors: tuple[str, ...], source
 
 
 @cli.command("plot")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
 @click.option(
-    "--out", "-o", type=click.Path(dir_okay=False, path_type=Path), help="PNG to write [default: RUN_DIR/curves.png]."
+    "--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG to write [default: RUN_DIR/curves.png; with --weights: weights.png beside CKPT]."
 )
-def plot_command(run_dir: Path, out: Path | None) -> None:
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="CKPT",
+              help="Draw CKPT's first-layer weights instead: one 28×28 image per hidden unit (the first 64).")
+def plot_command(run_dir: Path | None, out: Path | None, weights: Path | None) -> None:
     """Draw a run's learning curves: train and validation loss and accuracy per epoch.
 
     Reads RUN_DIR/metrics.jsonl (what `mlpcli train` writes) and marks the best epoch (highest
@@ -249,9 +252,15 @@ def plot_command(run_dir: Path, out: Path | None) -> None:
     Examples:
       mlpcli plot runs/fashion-mnist-20250101-120000
       mlpcli plot runs/mnist-20250101-120000 --out mnist-curves.png
+      mlpcli plot --weights runs/mnist-20250101-120000/best.npz --out weights.png
     """
     from mlpcli import plot
 
+    if (run_dir is None) == (weights is None):
+        raise click.UsageError("give a RUN_DIR for learning curves, or --weights CKPT for weights (one of them)")
+    if weights is not None:
+        click.echo(f"wrote {plot.plot_weights(weights, out)}")
+        return
     click.echo(f"wrote {plot.plot_curves(run_dir, out)}")
 
 
@@ -545,6 +554,40 @@ def gradcheck_command(ctx: click.Context, check_every: bool, config_source: str 
     click.echo(verdict)
     if not passed:
         ctx.exit(1)
+
+
+@cli.command("page")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), metavar="FILE.html",
+              help="The page to write [default: CHECKPOINT with .html, e.g. best.html].")
+@click.option("--examples", type=int, metavar="N",
+              help="Test images to embed, the most confident mistakes first [default: 50, or all if "
+              "the test set is smaller]; 0 for none.")
+@click.option("--preprocess", "mode", type=click.Choice(["auto", "digits", "none"]), default="auto",
+              show_default=True, help="How drawings are preprocessed, as in `mlpcli predict`.")
+def page_command(checkpoint: Path, out: Path | None, examples: int | None, mode: str) -> None:
+    """Write ONE self-contained HTML page to draw on and look inside CHECKPOINT's network.
+
+    Open the file in a browser (no server, no network; the weights are inside it): draw a
+    digit, or click a test image, and watch the probabilities, the hidden layers' activations
+    and the incoming weights of the most active units. The test accuracy in its header is
+    computed now. A data set that is not on disk gives a page without test images (nothing is
+    downloaded).
+
+    \b
+    Examples:
+      mlpcli page runs/mnist-20250101-120000/best.npz --out mnist.html
+      mlpcli page best.npz --examples 100
+    """
+    from mlpcli import page
+
+    result = page.write_page(checkpoint, out if out is not None else checkpoint.with_suffix(".html"),
+                             examples, mode)
+    if result.note:
+        click.secho(f"warning: {result.note}: the page has no test images and no test accuracy",
+                    err=True, fg="yellow")
+    accuracy = "" if result.accuracy is None else f", test accuracy {result.accuracy:.2%}"
+    click.echo(f"wrote {result.path} ({result.size / 1e6:.1f} MB, {result.examples} test images{accuracy})")
 
 
 def main() -> None:

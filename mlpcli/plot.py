@@ -244,3 +244,54 @@ def eval_pictures(
         X_uint8, np.asarray(y_true), probs, names, N_MISTAKES, title=f"Most confident mistakes — {split} set"
     )
     return [save_figure(confusion, out_dir / "confusion.png"), save_figure(mistakes, out_dir / "mistakes.png")]
+
+
+# --- first-layer weights (plot --weights) -----------------------------------------------------------
+
+WEIGHTS_COLUMNS = 8
+WEIGHTS_CELL = 1.15  # inches per 28×28 image, caption included
+N_WEIGHT_UNITS = 64  # the first units plot --weights draws
+
+
+def weights_figure(W1: np.ndarray, units: int = N_WEIGHT_UNITS, title: str = "First-layer weights"):
+    """The incoming weights W[1][j, :] of the first ``units`` hidden units, each as a 28×28
+    image (scikit-learn's "Visualization of MLP weights on MNIST"): red positive, blue
+    negative, each image on its own symmetric scale ±max|w| so that every unit's pattern shows.
+    Inputs that are not 28×28 are drawn as ``sources.image_shape`` says (square, else one row)."""
+    from mlpcli.sources import image_shape
+
+    plt = pyplot()
+    W1 = np.asarray(W1, dtype=np.float64)
+    if W1.ndim != 2:
+        raise ValueError(f"first-layer weights must be (units, inputs), got shape {W1.shape}")
+    shape = image_shape(W1.shape[1])
+    n = max(1, min(units, W1.shape[0]))
+    cols = min(WEIGHTS_COLUMNS, n)
+    rows = math.ceil(n / cols)
+    size = (cols * WEIGHTS_CELL, rows * WEIGHTS_CELL + 0.5)
+    fig, axes = plt.subplots(rows, cols, figsize=size, dpi=DPI, layout="constrained", squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for j, ax in zip(range(n), axes.flat):
+        scale = float(np.abs(W1[j]).max()) or 1.0
+        ax.imshow(W1[j].reshape(shape), cmap="RdBu_r", vmin=-scale, vmax=scale, aspect="auto" if shape[0] == 1 else None)
+        ax.set_title(f"unit {j}", fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_weights(checkpoint: str | Path, out: str | Path | None = None, units: int = N_WEIGHT_UNITS) -> Path:
+    """Draw ``checkpoint``'s first-layer weights to ``out`` (default: weights.png beside it)."""
+    from mlpcli import checkpoint as ckpt_io
+
+    pyplot()  # a missing extra fails before any work
+    ckpt = ckpt_io.load(checkpoint)
+    out = Path(out) if out is not None else Path(checkpoint).parent / "weights.png"
+    if out.is_dir():
+        raise PictureFolderError(f"{out} is a folder, not a file name", "give --out a PNG file name")
+    check_picture_folder(out.parent)
+    W1 = ckpt.network.W[1]
+    n = min(units, W1.shape[0])
+    layers = "-".join(str(k) for k in ckpt.network.layers)
+    title = f"First-layer weights — {ckpt.config.data.dataset} {layers}, units 0–{n - 1} of {W1.shape[0]}"
+    return save_figure(weights_figure(W1, units, title), out)
