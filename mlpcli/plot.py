@@ -295,3 +295,49 @@ def plot_weights(checkpoint: str | Path, out: str | Path | None = None, units: i
     layers = "-".join(str(k) for k in ckpt.network.layers)
     title = f"First-layer weights — {ckpt.config.data.dataset} {layers}, units 0–{n - 1} of {W1.shape[0]}"
     return save_figure(weights_figure(W1, units, title), out)
+
+
+# --- what augmentation does to the training images ----------------------------------------------
+
+AUGMENT_IMAGES, AUGMENT_DRAWS = 6, 5  # rows (training images) and distorted copies of each
+
+
+def augment_figure(X: np.ndarray, spec, rng: np.random.Generator, title: str = "Training images as augmented"):
+    """A grid of training images (rows): the image as stored, then AUGMENT_DRAWS distortions of
+    it drawn by ``mlpcli.augment.augment`` with ``spec`` (a ``config.AugmentConfig``)."""
+    from mlpcli.augment import SIDE, augment
+
+    plt = pyplot()
+    rows, cols = len(X), AUGMENT_DRAWS + 1
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.5), squeeze=False)
+    draws = [augment(X, rng, spec) for _ in range(AUGMENT_DRAWS)]
+    for i in range(rows):
+        for j, images in enumerate([X, *draws]):
+            ax = axes[i, j]
+            ax.imshow(images[i].reshape(SIDE, SIDE), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title("as stored" if j == 0 else f"draw {j}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_augment(config, out: str | Path | None = None) -> Path:
+    """Draw what ``config``'s ``data.augment`` does to AUGMENT_IMAGES of its training images
+    (default: augment.png in the current folder); the draws are seeded by training.seed."""
+    from mlpcli.fetch import load_splits
+
+    pyplot()  # a missing extra fails before any work
+    out = Path(out) if out is not None else Path("augment.png")
+    check_picture_folder(out.parent)
+    splits = load_splits(config.data, quiet=True, need=("train",))
+    picks = np.linspace(0, len(splits.y_train) - 1, AUGMENT_IMAGES).astype(int)
+    a = config.data.augment
+    elastic = f"α {a.elastic.alpha:g} σ {a.elastic.sigma:g}" if a.elastic else None
+    settings = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                         for k, v in (("shift", a.shift), ("flip", a.flip), ("rotate", a.rotate), ("scale", a.scale),
+                                      ("shear", a.shear), ("elastic", elastic)) if v)
+    title = f"{config.name}: data.augment = {settings or 'nothing (off)'}"
+    fig = augment_figure(splits.X_train[picks], a, np.random.default_rng(config.training.seed), title)
+    return save_figure(fig, out)

@@ -399,3 +399,31 @@ def test_picture_folder_errors_are_mlpcli_errors(tmp_path):
         plot.check_picture_folder(tmp_path / "f")
     plot.check_picture_folder(tmp_path / "a" / "b")  # creatable: fine, and nothing is created
     assert not (tmp_path / "a").exists() and list(tmp_path.iterdir()) == [tmp_path / "f"]
+
+
+def test_plot_augment_draws_the_distortions_of_a_config(tiny_data, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "aug.png"
+    args = ["plot", "--augment", "mnist", "--set", f"data.path={tiny_data}", "--set", "data.validation=100",
+            "--set", "data.augment.rotate=15", "--set", "data.augment.elastic={alpha: 34, sigma: 4}", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(out) in result.output
+
+
+def test_augment_figure_shows_each_image_then_its_draws():
+    pytest.importorskip("matplotlib")
+    from mlpcli.config import AugmentConfig
+
+    X = np.random.default_rng(0).integers(0, 256, (3, 784), dtype=np.uint8)
+    fig = plot.augment_figure(X, AugmentConfig(shift=2, rotate=10), np.random.default_rng(1))
+    axes = fig.get_axes()
+    assert len(axes) == 3 * (plot.AUGMENT_DRAWS + 1)
+    first = axes[0].images[0].get_array()
+    assert np.array_equal(np.asarray(first), X[0].reshape(28, 28))  # column 0: the image as stored
+    assert not np.array_equal(np.asarray(axes[1].images[0].get_array()), X[0].reshape(28, 28))
+
+
+def test_plot_needs_exactly_one_thing_to_draw(tmp_path):
+    result = CliRunner().invoke(cli, ["plot", str(tmp_path), "--augment", "mnist"])
+    assert result.exit_code == 2 and "one of them" in result.output
