@@ -38,8 +38,8 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (60000, 784), dtype=np.uint8)
     specs = {
-        "shift ±1": AugmentConfig(shift=1),
-        "affine (±15°, ×0.85–1.15, ±2 px)": AugmentConfig(shift=2, rotate=15, scale=0.15),
+        "shift ±1": AugmentConfig(shift=1, rotate=0, scale=0, elastic=None),
+        "affine (±15°, ×0.85–1.15, ±2 px)": AugmentConfig(shift=2, rotate=15, scale=0.15, elastic=None),
         "affine + elastic (α 34, σ 4)": AugmentConfig(shift=2, rotate=15, scale=0.15,
                                                        elastic=ElasticConfig(alpha=34, sigma=4)),
     }

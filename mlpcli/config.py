@@ -97,12 +97,12 @@ class ElasticConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    shift: int = 1  # random translation of each training image by up to ±shift pixels
+    shift: int = 2  # random translation of each training image by up to ±shift pixels
     flip: bool = False  # random horizontal flips (only where labels survive a mirror image)
-    rotate: float = 0.0  # random rotation by up to ±rotate degrees (bilinear resampling)
-    scale: float = 0.0  # random scaling by a factor in [1 − scale, 1 + scale]
+    rotate: float = 15.0  # random rotation by up to ±rotate degrees (bilinear resampling)
+    scale: float = 0.15  # random scaling by a factor in [1 − scale, 1 + scale]
     shear: float = 0.0  # random shear by up to ±shear degrees
-    elastic: ElasticConfig | None = None  # elastic distortion (a smoothed random field)
+    elastic: ElasticConfig | None = field(default_factory=ElasticConfig)  # elastic distortion (a smoothed random field); null = off
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class ModelConfig:
     activation: str | tuple[str, ...] = "relu"
     output: str = "softmax"
     init: str = "he"
-    dropout: float | tuple[float, ...] = 0.1
+    dropout: float | tuple[float, ...] = 0.0
 
     def hidden_activations(self) -> tuple[str, ...]:
         """One activation name per hidden layer."""
@@ -135,7 +135,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class RegularizationConfig:
-    l2: float = 5.0  # λ in J = (1/m) Σ c + (λ/2n) Σ‖W‖², n = examples trained on
+    l2: float = 1.0  # λ in J = (1/m) Σ c + (λ/2n) Σ‖W‖², n = examples trained on
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class EarlyStoppingConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = 40
+    epochs: int = 150
     batch_size: int = 128
     learning_rate: float = 0.05
     optimizer: str = "nesterov"

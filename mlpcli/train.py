@@ -129,6 +129,7 @@ class Run:
     rows: list[dict] = field(default_factory=list)
     resumed: Path | None = None
     replacing: list[str] = field(default_factory=list)
+    finite_start: bool = True  # were the weights finite when training began (see _diverged)
 
     @property
     def epochs(self) -> int:
@@ -321,6 +322,7 @@ def fit(run, splits, out_dir=None, *, stop_after: int | None = None, progress: P
 def _open(run: Run, splits, progress) -> None:
     """Check the data against the run, create the folder, clean what a killed run left."""
     _check_data(run, splits)
+    run.finite_start = bool(np.isfinite(run.network.theta).all())
     run.meta.update(dataset=getattr(splits, "dataset", run.config.data.dataset), n_train=len(splits.y_train))
     if getattr(splits, "class_names", None):
         run.meta.update(class_names=list(splits.class_names))
@@ -652,10 +654,22 @@ def _interrupted(run: Run, terminated: bool) -> Interrupted:
 
 
 def _diverged(run: Run, epoch: int, what: str, value: float) -> DivergenceError:
-    lr = run.config.training.learning_rate
+    """The error for a NaN or infinite loss, blaming what actually caused it: weights that were
+    not finite to begin with, an L2 term so strong that it alone swamps the data (λ/n ≥ 1:
+    each step's decay η λ/n W overshoots at any learning rate that could fit the data), or
+    else the learning rate."""
+    t, lam = run.config.training, run.config.regularization.l2
     kept = (f"{shown(run.dir / LAST)} keeps epoch {run.state.epoch}" if run.state.epoch
             else "no checkpoint was written")
-    return DivergenceError(
-        f"training diverged in epoch {epoch}: {what} is {value} ({kept})",
-        f"lower the learning rate, e.g. --set training.learning_rate={lr / 10:g}",
-    )
+    message = f"training diverged in epoch {epoch}: {what} is {value} ({kept})"
+    if not run.finite_start:
+        source = run.resumed or run.meta.get("init_from") or "the initial weights"
+        return DivergenceError(f"{message}; the starting weights from {source} already hold NaN or infinity",
+                               "start from a checkpoint with finite weights (or a fresh run)")
+    n = run.meta.get("n_train") or 1
+    if not math.isfinite(lam) or lam / n >= 1:
+        return DivergenceError(
+            f"{message}; the L2 term swamps everything: λ/n = {lam:g}/{n} ≥ 1",
+            f"lower regularization.l2 well below n = {n} (the presets use 1–5), e.g. --set regularization.l2=5",
+        )
+    return DivergenceError(message, f"lower the learning rate, e.g. --set training.learning_rate={t.learning_rate / 10:g}")

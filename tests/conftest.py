@@ -252,7 +252,7 @@ def tiny_config(tiny_data):
     def make(*overrides: str):
         base = [f"data.path={tiny_data}", "data.validation=100", "model.layers=[784,16,10]",
                 "training.epochs=3", "training.batch_size=32", "training.learning_rate=0.05",
-                "regularization.l2=0.5", "model.dropout=0", "data.augment.shift=0", "name=tiny"]
+                "regularization.l2=0.5", "model.dropout=0", "data.augment.shift=0", "data.augment.rotate=0", "data.augment.scale=0", "data.augment.elastic=null", "name=tiny"]
         return load_config(None, base + list(overrides))
 
     return make

@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlpcli.augment import SIDE, augment, bilinear, elastic_field, gaussian_matrix, random_affine, translate, warp
-from mlpcli.config import AugmentConfig as Aug, ElasticConfig
+from mlpcli.config import AugmentConfig, ElasticConfig
+
+
+def Aug(**settings):
+    """An AugmentConfig with only the given settings on (the defaults distort)."""
+    return AugmentConfig(**{"shift": 0, "rotate": 0, "scale": 0, "elastic": None, **settings})
 
 
 def reference_translate(X, dy, dx, flipped):

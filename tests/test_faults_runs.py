@@ -242,3 +242,26 @@ def test_sigterm_during_the_first_epoch_names_no_missing_file(tiny_config, tmp_p
         fit(config, read_splits(config.data), tmp_path / "run", progress=Term())
     assert error.value.exit_code == 143
     assert "nothing was saved" in error.value.message and "last.npz" not in str(error.value)
+
+
+# --- a divergence names its cause ------------------------------------------------------------------
+
+
+def test_a_huge_l2_is_blamed_not_the_learning_rate(tiny_config, tmp_path):
+    config = tiny_config("regularization.l2=1e300")
+    with pytest.raises(DivergenceError) as error:
+        fit(config, read_splits(config.data), tmp_path / "run")
+    assert "L2 term" in error.value.message and "regularization.l2" in error.value.hint
+    assert "learning rate" not in error.value.hint
+
+
+def test_nan_starting_weights_are_blamed(tiny_config, tmp_path):
+    config = tiny_config("training.epochs=1")
+    source = fit(config, read_splits(config.data), tmp_path / "source").last_checkpoint
+    saved = checkpoint.load(source)
+    saved.network.theta[:] = np.nan
+    checkpoint.save(tmp_path / "nan.npz", saved.network, saved.config, {"epoch": 1})
+    with pytest.raises(DivergenceError) as error:
+        fit(start(config, tmp_path / "run", init_from=tmp_path / "nan.npz"), read_splits(config.data))
+    assert "already hold NaN" in error.value.message and "nan.npz" in error.value.message
+    assert "learning rate" not in error.value.hint

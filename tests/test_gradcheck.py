@@ -250,7 +250,7 @@ def test_config_without_data_checks_seeded_random_rows(no_data):
     result = CliRunner().invoke(cli, ["gradcheck", "--config", "mnist", *SMALL, "--params", "20"])
     assert result.exit_code == 0, result.output
     assert "seeded random rows" in result.output and "mlpcli fetch" in result.output
-    assert "784 → 16 → 10" in result.output and "λ = 5" in result.output
+    assert "784 → 16 → 10" in result.output and "λ = 1," in result.output
     layer_rows = [line.split()[:3] for line in result.output.splitlines() if line[:2] in ("1 ", "2 ")]
     assert layer_rows == [["1", "W1", "20/12544"], ["1", "b1", "16/16"], ["2", "W2", "20/160"], ["2", "b2", "10/10"]]
     assert not (no_data / "data").exists() or not any((no_data / "data").rglob("*.gz"))  # nothing fetched

@@ -416,7 +416,7 @@ def test_augment_figure_shows_each_image_then_its_draws():
     from mlpcli.config import AugmentConfig
 
     X = np.random.default_rng(0).integers(0, 256, (3, 784), dtype=np.uint8)
-    fig = plot.augment_figure(X, AugmentConfig(shift=2, rotate=10), np.random.default_rng(1))
+    fig = plot.augment_figure(X, AugmentConfig(shift=2, rotate=10, elastic=None), np.random.default_rng(1))
     axes = fig.get_axes()
     assert len(axes) == 3 * (plot.AUGMENT_DRAWS + 1)
     first = axes[0].images[0].get_array()

@@ -192,7 +192,7 @@ def small_csv(tmp_path: Path, side: int = 8, classes: int = 3) -> Path:
 
 def test_other_image_sizes_and_class_counts_train_and_evaluate(tmp_path):
     folder = small_csv(tmp_path, side=10, classes=3)
-    config = tiny(folder, "model.layers=[100,8,3]", "data.augment.shift=0", "data.validation=6")
+    config = tiny(folder, "model.layers=[100,8,3]", "data.augment.shift=0", "data.augment.rotate=0", "data.augment.scale=0", "data.augment.elastic=null", "data.validation=6")
     splits = read_splits(config.data)
     assert splits.image_shape == (10, 10) and splits.n_classes == 3 and splits.class_names == ("0", "1", "2")
     history = train(config, tmp_path / "run")
@@ -209,14 +209,15 @@ def test_other_image_sizes_and_class_counts_train_and_evaluate(tmp_path):
     ("[64,8,10]", "model.layers ends at 10, but the data has 3 classes", "[64, …, 3]"),
 ])
 def test_the_layers_must_fit_the_data_with_the_right_numbers(tmp_path, layers, expected, hint):
-    config = tiny(small_csv(tmp_path), f"model.layers={layers}", "data.augment.shift=0")
+    config = tiny(small_csv(tmp_path), f"model.layers={layers}", "data.augment.shift=0", "data.augment.rotate=0", "data.augment.scale=0", "data.augment.elastic=null")
     with pytest.raises(ConfigError) as error:
         train(config, tmp_path / "run")
     assert error.value.message == expected and hint in error.value.hint
 
 
 def test_augmentation_needs_28_by_28_images(tmp_path):
-    config = tiny(small_csv(tmp_path), "model.layers=[64,8,3]", "data.augment.shift=1")
+    config = tiny(small_csv(tmp_path), "model.layers=[64,8,3]", "data.augment.shift=1", "data.augment.rotate=0",
+                  "data.augment.scale=0", "data.augment.elastic=null")
     with pytest.raises(ConfigError, match=r"data.augment \(shift\) works on 28×28 images, but the data's are 8×8"):
         train(config, tmp_path / "run")
 
@@ -278,7 +279,7 @@ def test_preprocess_none_keeps_the_images_own_size(tmp_path):
     X, y = glyphs(24, 5, classes=2, side=12)
     write_images(tmp_path / "p", "train", X, y, ("a", "b"))
     write_images(tmp_path / "p", "test", X[:6], y[:6], ("a", "b"))
-    config = tiny(tmp_path / "p", "data.preprocess=none", "model.layers=[144,8,2]", "data.augment.shift=0",
+    config = tiny(tmp_path / "p", "data.preprocess=none", "model.layers=[144,8,2]", "data.augment.shift=0", "data.augment.rotate=0", "data.augment.scale=0", "data.augment.elastic=null",
                   "data.validation=4")
     splits = read_splits(config.data)
     assert splits.image_shape == (12, 12) and splits.X_train.shape[1] == 144

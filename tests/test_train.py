@@ -64,7 +64,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
 XOR_SETTINGS = ["data.validation=1000", "model.layers=[784,128,10]", "training.epochs=12",
                 "training.batch_size=64", "training.optimizer=adam", "training.learning_rate=0.01",
                 "training.schedule.name=constant", "regularization.l2=0.1", "name=xor",
-                "model.dropout=0", "data.augment.shift=0"]  # the XOR pixels must stay put
+                "model.dropout=0", "data.augment.shift=0", "data.augment.rotate=0", "data.augment.scale=0", "data.augment.elastic=null"]  # the XOR pixels must stay put
 
 
 def train_xor(xor_data, tmp_path):
