@@ -47,12 +47,20 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` via a temp file + ``os.replace``: never half a file."""
+    """Write ``fig`` as PNG to ``path`` via a temp file + ``os.replace``: never half a file.
+    A folder that cannot be made or written (a file in the way, /proc, read-only, a full disk)
+    is one ``PictureFolderError`` naming the path."""
     plt = pyplot()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        check_picture_folder(path.parent)
+        if path.is_dir():
+            raise PictureFolderError(f"{path} is a folder, not a file name", "give --out a PNG file name")
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
+    except OSError as error:
+        raise PictureFolderError(f"cannot write {path}: {error.strerror or error}",
+                                 "choose another --out: a folder you can write, on a disk with free space") from None
     finally:
         plt.close(fig)
     return path
@@ -148,6 +156,7 @@ def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     folder = run_dir if run_dir.is_dir() else run_dir.parent
     out = Path(out) if out is not None else folder / "curves.png"
+    check_picture_folder(out.parent)  # before any drawing
     return save_figure(curves_figure(records, title=f"Learning curves — {folder.resolve().name}"), out)
 
 

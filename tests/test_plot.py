@@ -427,3 +427,17 @@ def test_augment_figure_shows_each_image_then_its_draws():
 def test_plot_needs_exactly_one_thing_to_draw(tmp_path):
     result = CliRunner().invoke(cli, ["plot", str(tmp_path), "--augment", "mnist"])
     assert result.exit_code == 2 and "one of them" in result.output
+
+
+@pytest.mark.parametrize("where", ["under a file", "proc"])
+def test_plot_to_a_place_that_cannot_be_written_is_one_line(tmp_path, where):
+    run = write_run(tmp_path / "run", [record(e, a) for e, a in enumerate(VAL_ACC, 1)])
+    if where == "proc" and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
+    out = run / "metrics.jsonl" / "c.png" if where == "under a file" else Path("/proc/curves.png")
+    before = (run / "metrics.jsonl").read_bytes()
+    result = CliRunner().invoke(cli, ["plot", str(run), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert str(out.parent) in result.output
+    assert (run / "metrics.jsonl").read_bytes() == before and not list(run.glob(".*.tmp"))
