@@ -15,6 +15,7 @@ import hashlib
 import http.server
 import struct
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,21 +177,31 @@ def _handler(server: FaultServer):
     return Handler
 
 
-@pytest.fixture
-def fault_server():
-    """A FaultServer running in a thread on 127.0.0.1 (a free port)."""
-    state = FaultServer()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+@contextmanager
+def serving(state, handler, release: threading.Event):
+    """Serve ``handler`` in a thread on 127.0.0.1 (a free port, stored in ``state.port``) for
+    the block; ``release`` is set at the end so that handlers still waiting return."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     state.port = httpd.server_address[1]
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
-    yield state
-    state.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    try:
+        yield state
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def fault_server():
+    """A FaultServer running in a thread on 127.0.0.1 (a free port)."""
+    state = FaultServer()
+    with serving(state, _handler(state), state.release):
+        yield state
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import idx_bytes
+from conftest import idx_bytes, serving
 
 from mlpcli import fetch
 from mlpcli.cli import cli
@@ -128,17 +128,8 @@ def _scripted_handler(server: Scripted):
 @pytest.fixture
 def scripted():
     state = Scripted()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _scripted_handler(state))
-    httpd.daemon_threads = True
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield state
-    state.stop.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(state, _scripted_handler(state), state.stop):
+        yield state
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from mlpcli.data import read_splits
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError
 from mlpcli.network import Network
 from mlpcli.runs import read_metrics
-from mlpcli.train import fit, start
+from mlpcli.train import Silent, fit, start
 
 
 def hashes(folder: Path) -> dict[str, str]:
@@ -42,6 +42,16 @@ def old_run(tiny_config, tmp_path):
     config = tiny_config("training.epochs=2")
     fit(config, read_splits(config.data), tmp_path / "run")
     return tmp_path / "run", hashes(tmp_path / "run")
+
+
+class AtEpochStart(Silent):
+    """A Progress that calls ``act()`` when an epoch starts (to interrupt it)."""
+
+    def __init__(self, act):
+        self.act = act
+
+    def start_epoch(self, *args):
+        self.act()
 
 
 def poison_epoch(monkeypatch, epoch: int, batches_per_epoch: int = 13):
@@ -74,22 +84,12 @@ def test_overwrite_that_fails_in_epoch_1_keeps_the_old_run(old_run, tiny_config,
 def test_overwrite_interrupted_in_epoch_1_keeps_the_old_run(old_run, tiny_config):
     run, before = old_run
 
-    class CtrlC:
-        def start_epoch(self, *a):
-            raise KeyboardInterrupt
-
-        def batch(self, loss):
-            pass
-
-        def end_epoch(self, m):
-            pass
-
-        def message(self, text):
-            pass
+    def ctrl_c():
+        raise KeyboardInterrupt
 
     config = tiny_config("training.epochs=2")
     with pytest.raises(Exception, match="untouched"):
-        fit(start(config, run, overwrite=True), read_splits(config.data), progress=CtrlC())
+        fit(start(config, run, overwrite=True), read_splits(config.data), progress=AtEpochStart(ctrl_c))
     assert hashes(run) == before
 
 
@@ -224,22 +224,10 @@ def test_a_signal_to_a_real_training_process_keeps_last_npz(tiny_data, tmp_path,
 
 
 def test_sigterm_during_the_first_epoch_names_no_missing_file(tiny_config, tmp_path, monkeypatch):
-    class Term:
-        def start_epoch(self, *a):
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        def batch(self, loss):
-            pass
-
-        def end_epoch(self, m):
-            pass
-
-        def message(self, text):
-            pass
-
     config = tiny_config()
     with pytest.raises(Exception) as error:
-        fit(config, read_splits(config.data), tmp_path / "run", progress=Term())
+        fit(config, read_splits(config.data), tmp_path / "run",
+            progress=AtEpochStart(lambda: os.kill(os.getpid(), signal.SIGTERM)))
     assert error.value.exit_code == 143
     assert "nothing was saved" in error.value.message and "last.npz" not in str(error.value)
 
