@@ -106,6 +106,7 @@ def cli(debug: bool) -> None:
       mlpcli train --config mnist           # a preset name or a path to a YAML file
       mlpcli eval runs/mnist-…/best.npz     # accuracy, loss, confusion matrix
       mlpcli gradcheck --all                # backprop vs finite differences
+      mlpcli page runs/mnist-…/best.npz     # a page to draw on, in a browser
     """
 
 

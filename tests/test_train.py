@@ -401,3 +401,25 @@ def test_cli_refuses_to_overwrite_and_resumes(tiny_data, tmp_path):
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3]
 
 
+
+
+def test_cli_train_prints_a_one_line_model_summary(tiny_data, tmp_path):
+    result = CliRunner().invoke(cli, base_args(tiny_data, "--out", str(tmp_path / "run")))
+    assert result.exit_code == 0, result.output
+    summary = [line for line in result.output.splitlines() if line.startswith("model: ")]
+    assert len(summary) == 1
+    # 784·16 + 16 + 16·10 + 10 parameters; the training and validation sizes of tiny_data
+    assert summary[0].startswith("model: 784-16-10 (12,730 parameters), relu → softmax + log_likelihood;")
+    assert "data: 500 train, 100 validation" in summary[0]
+
+
+def test_threads_option_sets_the_blas_thread_count(tiny_data, monkeypatch):
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    result = CliRunner().invoke(cli, base_args(tiny_data, "--threads", "3", "--print-config"))
+    assert result.exit_code == 0, result.output
+    import os
+
+    assert os.environ["OPENBLAS_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"] == "3"
+    bad = CliRunner().invoke(cli, base_args(tiny_data, "--threads", "0"))
+    assert bad.exit_code == 2 and "--threads" in bad.output
