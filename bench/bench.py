@@ -94,7 +94,8 @@ def mlpcli_config(net, data, epochs, out_dir):
 
     spec = NETWORKS[net]
     return load_config({
-        "data": {"path": str(data), "validation": 0, "augment": {"shift": 0, "flip": False}},
+        "data": {"path": str(data), "validation": 0,
+                 "augment": {"shift": 0, "flip": False, "rotate": 0, "scale": 0, "shear": 0, "elastic": None}},
         "model": {"layers": spec["layers"], "activation": spec["activation"], "output": spec["output"],
                   "init": spec["init"], "dropout": 0.0},
         "cost": spec["cost"],
