@@ -89,6 +89,23 @@ def load(path: str | os.PathLike) -> Checkpoint:
     member's npy header — shape and dtype — is compared with what the config says and with
     the member's size in the archive; only then are the arrays read."""
     path = Path(path)
+    meta, config, arrays = _reading(path, _read_archive)
+    network = _build_network(path, arrays, config)
+    optimizer_state = {
+        name[len(OPT_PREFIX) :]: arrays.pop(name) for name in list(arrays) if name.startswith(OPT_PREFIX)
+    }
+    return Checkpoint(path, network, config, meta, optimizer_state)
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """A checkpoint's validated ``meta`` alone (its epoch, say), without reading its arrays."""
+    path = Path(path)
+    return _reading(path, lambda p, archive: _read_meta_member(p, archive, _members(p, archive)))[0]
+
+
+def _reading(path: Path, read):
+    """``read(path, archive)`` on the checkpoint's open zip archive, every way a file can fail
+    to be one turned into a ``CheckpointError``."""
     if not path.is_file():  # checked before any read: a FIFO would block it
         exists = path.exists() and not path.is_dir()
         what = "is not a regular file (a FIFO, device or socket)" if exists else "does not exist"
@@ -96,7 +113,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
     try:
         _check_head(path)
         with zipfile.ZipFile(path) as archive:
-            meta, config, arrays = _read_archive(path, archive)
+            return read(path, archive)
     except OSError as error:
         if error.filename is not None:  # opening the file itself failed
             raise CheckpointError(f"cannot read checkpoint {path} ({error.strerror or error})",
@@ -108,11 +125,6 @@ def load(path: str | os.PathLike) -> Checkpoint:
         raise _bad(path, f"truncated or not an .npz archive ({reason})") from None
     except ValueError as error:  # numpy: data that does not fit its header
         raise _bad(path, f"unreadable ({error})") from None
-    network = _build_network(path, arrays, config)
-    optimizer_state = {
-        name[len(OPT_PREFIX) :]: arrays.pop(name) for name in list(arrays) if name.startswith(OPT_PREFIX)
-    }
-    return Checkpoint(path, network, config, meta, optimizer_state)
 
 
 def _bad(path: Path, what: str) -> CheckpointError:
@@ -174,6 +186,18 @@ def _size(n: int) -> str:
 def _read_archive(path: Path, archive: zipfile.ZipFile) -> tuple[dict, object, dict]:
     """(meta, config, arrays) of an open archive: meta first, then every header, then the data."""
     members = _members(path, archive)
+    meta, config = _read_meta_member(path, archive, members)
+    expected = _expected_arrays(path, config, members)
+    headers = [_header(path, archive, info) for info in members.values()]
+    for header in headers:
+        _check_declared(path, header, *expected[header.name])
+        _check_member_size(path, header)
+    return meta, config, {h.name: _read_data(archive, h) for h in headers}
+
+
+def _read_meta_member(path: Path, archive: zipfile.ZipFile, members: dict) -> tuple[dict, object]:
+    """(meta, config) from the archive's meta member (removed from ``members``), bounded and
+    with every field validated."""
     if "meta" not in members:
         raise _bad(path, "no 'meta' array")
     meta_header = _header(path, archive, members.pop("meta"))
@@ -186,12 +210,7 @@ def _read_archive(path: Path, archive: zipfile.ZipFile) -> tuple[dict, object, d
     meta = _read_meta(path, _read_data(archive, meta_header))
     config = _read_config(path, meta)
     check_meta(path, meta, config)
-    expected = _expected_arrays(path, config, members)
-    headers = [_header(path, archive, info) for info in members.values()]
-    for header in headers:
-        _check_declared(path, header, *expected[header.name])
-        _check_member_size(path, header)
-    return meta, config, {h.name: _read_data(archive, h) for h in headers}
+    return meta, config
 
 
 def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:

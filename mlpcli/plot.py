@@ -156,7 +156,6 @@ def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     folder = run_dir if run_dir.is_dir() else run_dir.parent
     out = Path(out) if out is not None else folder / "curves.png"
-    check_picture_folder(out.parent)  # before any drawing
     return save_figure(curves_figure(records, title=f"Learning curves — {folder.resolve().name}"), out)
 
 
@@ -238,7 +237,6 @@ def eval_pictures(
     scores that sum to 1). The class names are the result's.
     """
     pyplot()  # fail on a missing extra before any work
-    check_picture_folder(out_dir)
     if result.probabilities is None:
         raise ValueError("eval_pictures needs evaluate(..., keep_probabilities=True)")
     counts = result.confusion_matrix
@@ -296,9 +294,6 @@ def plot_weights(checkpoint: str | Path, out: str | Path | None = None, units: i
     pyplot()  # a missing extra fails before any work
     ckpt = ckpt_io.load(checkpoint)
     out = Path(out) if out is not None else Path(checkpoint).parent / "weights.png"
-    if out.is_dir():
-        raise PictureFolderError(f"{out} is a folder, not a file name", "give --out a PNG file name")
-    check_picture_folder(out.parent)
     W1 = ckpt.network.W[1]
     n = min(units, W1.shape[0])
     layers = "-".join(str(k) for k in ckpt.network.layers)

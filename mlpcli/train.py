@@ -201,7 +201,7 @@ def _check_not_rewinding(saved, run_dir: Path) -> None:
     if saved.path.resolve() == last.resolve() or not last.is_file():
         return
     try:
-        later = checkpoint.load(last).epoch
+        later = int(checkpoint.read_meta(last).get("epoch", 0))
     except CheckpointError:
         return
     if later > saved.epoch:
