@@ -25,9 +25,10 @@ by bilinear interpolation (zero outside the image), where
   φ_i ~ U(−shear, shear) degrees, scaling by σ_i ~ U(1 − scale, 1 + scale) (the inverse map,
   so the ink grows by σ_i); a flipped image mirrors p first;
 * t_i ~ U(−shift, shift)² pixels, continuous;
-* U_i: two fields of independent U(−1, 1) numbers, one per pixel and axis, smoothed by a
-  Gaussian G of σ = ``elastic.sigma`` pixels (one matrix product per side: G U Gᵀ) and scaled
-  by α = ``elastic.alpha`` — Simard's elastic distortion.
+* U_i: two fields of independent U(−1, 1) numbers, one per pixel and axis (drawn as random
+  bytes: to within 1/256), smoothed by a Gaussian G of σ = ``elastic.sigma`` pixels (one
+  matrix product per side: G U Gᵀ) and scaled by α = ``elastic.alpha`` — Simard's elastic
+  distortion.
 
 The result is rounded back to uint8. All draws come from the run's seeded generator, in a
 fixed order, so an augmented run is reproducible and resumes exactly. Augmentation is for
@@ -45,6 +46,7 @@ import numpy as np
 
 SIDE = 28  # MNIST-format images are 28×28, stored row-major as 784 columns
 CENTRE = (SIDE - 1) / 2
+BLOCK = 32  # images distorted at a time: each working array (32 × 784 float32) is 100 kB
 
 
 def augment(X: np.ndarray, rng: np.random.Generator, spec) -> np.ndarray:
@@ -54,7 +56,8 @@ def augment(X: np.ndarray, rng: np.random.Generator, spec) -> np.ndarray:
 
     Draw order (fixed, for reproducibility). Shifts and flips only: dy and dx for every image,
     then the flips. Distortions: rotation, shear, scale, ty, tx for every image (each
-    (m,) array drawn only when its range is not 0), then the flips, then the elastic fields.
+    (m,) array drawn only when its range is not 0), then the flips, then the elastic fields
+    (BLOCK images at a time).
     """
     shift, flip = spec.shift, spec.flip
     elastic = getattr(spec, "elastic", None)
@@ -66,10 +69,18 @@ def augment(X: np.ndarray, rng: np.random.Generator, spec) -> np.ndarray:
         dy, dx = rng.integers(-shift, shift + 1, size=(2, m)) if shift else np.zeros((2, m), int)
         flipped = rng.random(m) < 0.5 if flip else np.zeros(m, dtype=bool)
         return translate(X, dy, dx, flipped)
-    A, t = random_affine(X.shape[0], rng, spec)
-    flipped = rng.random(X.shape[0]) < 0.5 if flip else None
-    field = elastic_field(X.shape[0], rng, elastic.alpha, elastic.sigma) if elastic else None
-    return warp(X, A, t, flipped, field)
+    m = X.shape[0]
+    A, t = random_affine(m, rng, spec)
+    flipped = rng.random(m) < 0.5 if flip else np.zeros(m, dtype=bool)
+    out = np.empty_like(X)
+    # Block by block (BLOCK images): a block's positions, weights and neighbours stay in the
+    # CPU's cache, 2.3× faster than whole 4,096-image chunks (bench/augment.py). Each block
+    # draws its own elastic fields, in order, after the chunk's affine maps and flips.
+    for s in range(0, m, BLOCK):
+        e = min(m, s + BLOCK)
+        field = elastic_field(e - s, rng, elastic.alpha, elastic.sigma) if elastic else None
+        warp(X[s:e], A[s:e], t[s:e], flipped[s:e], field, out[s:e])
+    return out
 
 
 # --- integer shifts and flips -------------------------------------------------------------------
@@ -132,15 +143,20 @@ def gaussian_matrix(sigma: float) -> np.ndarray:
 
 
 def elastic_field(m: int, rng: np.random.Generator, alpha: float, sigma: float) -> np.ndarray:
-    """Displacements (m, 2, 28, 28) in pixels: α · G U Gᵀ with U ~ U(−1, 1) per pixel and axis
-    (two matrix products over the whole chunk: along rows, then along columns)."""
-    U = rng.random((m * 2 * SIDE, SIDE), dtype=np.float32)
-    U *= 2
-    U -= 1  # U(−1, 1)
+    """Displacements (m, 2, 28, 28) in pixels: α · G U Gᵀ with U ~ U(−1, 1) per pixel and axis.
+
+    Each number of U is one random byte b ∈ {−128, …, 127} read as (b + ½)/128: the centre of
+    one of 256 equal bins of [−1, 1], so U(−1, 1) to within 1/256 (mean 0, variance 1/3 − 2·10⁻⁵),
+    and four times cheaper to draw than a float. The whole chunk's fields are two matrix
+    products: U is laid out as (row, image, axis, column), so G U smooths along rows for every
+    image at once and (G U)(α G / 128) along columns; the result is a view in (image, axis,
+    row, column) order."""
+    U = np.frombuffer(rng.bytes(SIDE * m * 2 * SIDE), dtype=np.int8).astype(np.float32)
+    U += 0.5
     G = gaussian_matrix(float(sigma))
-    along_rows = (U @ G).reshape(m * 2, SIDE, SIDE).transpose(0, 2, 1).reshape(-1, SIDE)
-    both = (along_rows @ G).reshape(m * 2, SIDE, SIDE).transpose(0, 2, 1)
-    return (np.float32(alpha) * both).reshape(m, 2, SIDE, SIDE)
+    V = G @ U.reshape(SIDE, m * 2 * SIDE)  # along rows
+    V = V.reshape(-1, SIDE) @ (G * np.float32(alpha / 128))  # along columns, scaled
+    return V.reshape(SIDE, m, 2, SIDE).transpose(1, 2, 0, 3)
 
 
 @functools.cache
@@ -152,45 +168,54 @@ def _grid() -> np.ndarray:
     return grid
 
 
-def warp(X: np.ndarray, A: np.ndarray, t: np.ndarray, flipped=None, field=None) -> np.ndarray:
+def warp(X: np.ndarray, A: np.ndarray, t: np.ndarray, flipped=None, field=None, out=None) -> np.ndarray:
     """Image i of X (m, 784) uint8 resampled at s = A_i p + t_i (+ field_i(p)) for every output
-    pixel p (from the centre; column mirrored first where ``flipped``), bilinear, zero outside.
-    The source positions of the whole chunk are one matrix product: [A_i | t_i + centre] (2m × 3)
-    times the pixel grid [r; c; 1] (3 × 784)."""
+    pixel p (from the centre; column mirrored first where ``flipped``), bilinear, zero outside;
+    written into ``out`` (m, 784) uint8 when given. The source positions of the whole chunk
+    are one matrix product: [A_i | t_i + centre] (2m × 3) times the pixel grid [r; c; 1]
+    (3 × 784), in the coordinates of the zero-padded images (+PAD) that ``_resample`` reads."""
     m = X.shape[0]
-    M = np.empty((m, 2, 3), dtype=np.float32)
-    M[:, :, :2], M[:, :, 2] = A, t + CENTRE
+    M = np.empty((m, 2, 3), dtype=np.float32 if m * P * P < 2**24 else np.float64)  # exact flat indices
+    M[:, :, :2], M[:, :, 2] = A, t + (CENTRE + PAD)
     if flipped is not None:
         M[flipped, :, 1] *= -1  # p's column mirrored: c → −c
-    S = (M.reshape(2 * m, 3) @ _grid()).reshape(m, 2, SIDE * SIDE)
+    S = (M.reshape(2 * m, 3) @ _grid().astype(M.dtype, copy=False)).reshape(m, 2, SIDE * SIDE)
     if field is not None:
-        S += field.reshape(m, 2, SIDE * SIDE)
-    return bilinear(X, S[:, 0], S[:, 1])
+        S.reshape(m, 2, SIDE, SIDE)[...] += field
+    return _resample(X, S, out)
 
 
 PAD = 2  # zeros around each image: a corner clipped to −2 or 28 reads only zeros
+P = SIDE + 2 * PAD  # side of a padded image
 
 
 def bilinear(X: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
-    """Images X (m, 784) uint8 read at (sy, sx) (m, 784) float32 with bilinear weights, zero
-    outside the image, rounded to uint8. (In place where it can: a chunk is 3.2 M positions.)"""
-    m, P = X.shape[0], SIDE + 2 * PAD
-    padded = np.zeros((m, P, P), dtype=np.float32)
-    padded[:, PAD:-PAD, PAD:-PAD] = X.reshape(m, SIDE, SIDE)
-    flat = padded.reshape(-1)
-    y0, x0 = np.floor(sy), np.floor(sx)
-    wy, wx = np.subtract(sy, y0), np.subtract(sx, x0)
-    # the top-left neighbour's flat index, clipped so that far-away positions read zeros;
-    # the other three neighbours are +1, +P and +P+1 from it
-    np.clip(y0, -PAD, SIDE, out=y0)
-    np.clip(x0, -PAD, SIDE, out=x0)
+    """Images X (m, 784) uint8 read at (sy, sx) (m, k) (row, column of the image) with bilinear
+    weights, zero outside the image, rounded to uint8: (m, k)."""
+    S = np.stack([sy, sx], axis=1).astype(np.float64) + PAD
+    return _resample(X, S.reshape(X.shape[0], 2, -1))
+
+
+def _resample(X: np.ndarray, S: np.ndarray, out=None) -> np.ndarray:
+    """X (m, 784) uint8 read at S (m, 2, k): (row, column) + PAD, which it overwrites.
+
+    One pass per step over a block of images small enough to stay in the cache: clip (far
+    positions read the zero border), split into whole and fractional parts, the top-left
+    neighbour's flat index, four gathers (the other three neighbours are the same index into
+    the padded pixels shifted by 1, P and P + 1), then the two-step linear interpolation."""
+    m = X.shape[0]
+    padded = np.zeros((m * P * P + P + 1), dtype=np.float32)  # + P + 1: the shifted views' tail
+    padded[: m * P * P].reshape(m, P, P)[:, PAD:-PAD, PAD:-PAD] = X.reshape(m, SIDE, SIDE)
+    np.clip(S, 0, SIDE + PAD, out=S)
+    whole = np.floor(S)
+    w = np.subtract(S, whole, out=S)
+    y0, x0, wy, wx = whole[:, 0], whole[:, 1], w[:, 0], w[:, 1]
     y0 *= P
     y0 += x0
-    y0 += (np.arange(m, dtype=np.float32) * (P * P) + (PAD * P + PAD))[:, None]  # exact below 2²⁴
-    i00 = y0.astype(np.int32) if flat.size < 2**24 else y0.astype(np.intp)
-    v00, v01 = flat.take(i00), flat.take(i00 + 1)
-    i00 += P
-    v10, v11 = flat.take(i00), flat.take(i00 + 1)
+    y0 += (np.arange(m, dtype=S.dtype) * (P * P))[:, None]
+    i00 = y0.astype(np.intp)
+    v00, v01 = padded.take(i00), padded[1:].take(i00)
+    v10, v11 = padded[P:].take(i00), padded[P + 1 :].take(i00)
     v01 -= v00  # top = v00 + wx (v01 − v00)
     v01 *= wx
     v00 += v01
@@ -201,4 +226,7 @@ def bilinear(X: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
     v10 *= wy
     v00 += v10
     v00 += 0.5  # round to nearest (the values lie in [0, 255])
-    return v00.astype(np.uint8)
+    if out is None:
+        return v00.astype(np.uint8)
+    np.copyto(out, v00, casting="unsafe")
+    return out

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlpcli.augment import SIDE, augment, bilinear, elastic_field, gaussian_matrix, random_affine, translate, warp
+from mlpcli.augment import BLOCK, SIDE, augment, bilinear, elastic_field, gaussian_matrix, random_affine, translate, warp
 from mlpcli.config import AugmentConfig, ElasticConfig
 
 
@@ -250,3 +250,24 @@ def test_distortions_are_reproducible_and_keep_most_of_the_ink():
     assert a.dtype == np.uint8 and a.shape == X.shape and not np.array_equal(a, X)
     ratio = a.sum(axis=1, dtype=np.int64) / X.sum(axis=1, dtype=np.int64)
     assert (0.4 < ratio).all() and (ratio < 2.0).all()  # ink is moved, scaled and resampled, not lost
+
+
+def test_warp_reads_where_a_by_hand_affine_map_points():
+    """warp's positions (one matrix product, in padded coordinates) against s = A p + t worked
+    out per pixel here and read through bilinear (float64): equal up to float32 rounding."""
+    rng = np.random.default_rng(8)
+    X = rng.integers(0, 256, (40, SIDE * SIDE), dtype=np.uint8)
+    A, t = random_affine(40, rng, Aug(shift=3, rotate=30, scale=0.3, shear=10))
+    r, c = np.divmod(np.arange(SIDE * SIDE), SIDE)
+    p = np.stack([r, c]) - (SIDE - 1) / 2  # (2, 784), from the centre
+    s = np.einsum("mij,jk->mik", A, p) + t[:, :, None] + (SIDE - 1) / 2
+    expected = bilinear(X, s[:, 0], s[:, 1]).astype(int)
+    got = warp(X, A, t).astype(int)
+    assert np.abs(got - expected).max() <= 1 and (got == expected).mean() > 0.99
+
+
+def test_every_image_of_a_chunk_gets_its_own_elastic_field():
+    """The fields are drawn block by block: no block may reuse another's draws."""
+    X = np.tile(images_with_border(1, 6, np.random.default_rng(9)), (2 * BLOCK + 5, 1))
+    out = augment(X, np.random.default_rng(10), Aug(elastic=ElasticConfig(alpha=34, sigma=4)))
+    assert len(np.unique(out, axis=0)) == len(X)
