@@ -147,7 +147,7 @@ def elastic_field(m: int, rng: np.random.Generator, alpha: float, sigma: float) 
 
     Each number of U is one random byte b ∈ {−128, …, 127} read as (b + ½)/128: the centre of
     one of 256 equal bins of [−1, 1], so U(−1, 1) to within 1/256 (mean 0, variance 1/3 − 2·10⁻⁵),
-    and four times cheaper to draw than a float. The whole chunk's fields are two matrix
+    and three times cheaper to draw than a float. The whole chunk's fields are two matrix
     products: U is laid out as (row, image, axis, column), so G U smooths along rows for every
     image at once and (G U)(α G / 128) along columns; the result is a view in (image, axis,
     row, column) order."""
