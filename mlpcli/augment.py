@@ -26,7 +26,7 @@ by bilinear interpolation (zero outside the image), where
   so the ink grows by σ_i); a flipped image mirrors p first;
 * t_i ~ U(−shift, shift)² pixels, continuous;
 * U_i: two fields of independent U(−1, 1) numbers, one per pixel and axis (drawn as random
-  bytes: to within 1/256), smoothed by a Gaussian G of σ = ``elastic.sigma`` pixels (one
+  bytes, to within 1/256), smoothed by a Gaussian G of σ = ``elastic.sigma`` pixels (one
   matrix product per side: G U Gᵀ) and scaled by α = ``elastic.alpha`` — Simard's elastic
   distortion.
 
@@ -147,11 +147,13 @@ def elastic_field(m: int, rng: np.random.Generator, alpha: float, sigma: float) 
 
     Each number of U is one random byte b ∈ {−128, …, 127} read as (b + ½)/128: the centre of
     one of 256 equal bins of [−1, 1], so U(−1, 1) to within 1/256 (mean 0, variance 1/3 − 2·10⁻⁵),
-    and three times cheaper to draw than a float. The whole chunk's fields are two matrix
-    products: U is laid out as (row, image, axis, column), so G U smooths along rows for every
-    image at once and (G U)(α G / 128) along columns; the result is a view in (image, axis,
-    row, column) order."""
-    U = np.frombuffer(rng.bytes(SIDE * m * 2 * SIDE), dtype=np.int8).astype(np.float32)
+    and cheap to draw: the bit generator's raw 64-bit outputs read as eight bytes each (in
+    NumPy 2.4 the bytes ``rng.bytes`` returns, unless a float32 draw left half a word unused)
+    cost a third of ``rng.bytes`` and a seventh of float draws (measured: 24 against 76 and
+    186 µs per 32 images' fields). The whole chunk's fields are two matrix products: U is laid
+    out as (row, image, axis, column), so G U smooths along rows for every image at once and
+    (G U)(α G / 128) along columns; the result is a view in (image, axis, row, column) order."""
+    U = rng.bit_generator.random_raw(SIDE * m * 2 * SIDE // 8).view(np.int8).astype(np.float32)
     U += 0.5
     G = gaussian_matrix(float(sigma))
     V = G @ U.reshape(SIDE, m * 2 * SIDE)  # along rows
@@ -201,19 +203,22 @@ def _resample(X: np.ndarray, S: np.ndarray, out=None) -> np.ndarray:
     """X (m, 784) uint8 read at S (2, m, k): rows and columns + PAD, which it overwrites.
 
     One pass per step over a block of images small enough to stay in the cache: clip (far
-    positions read the zero border), split into whole and fractional parts (an integer cast
-    and a subtraction, 6 % faster than floor), the top-left neighbour's flat index, four gathers (the other three neighbours are the same index into
-    the padded pixels shifted by 1, P and P + 1), then the two-step linear interpolation."""
+    positions read the zero border), split into whole and fractional parts, the top-left
+    neighbour's flat index, four gathers (the other three neighbours are the same index into
+    the padded pixels shifted by 1, P and P + 1), then the two-step linear interpolation.
+    Rows and columns lie in two contiguous halves of S: arithmetic on a strided half was
+    three times slower."""
     m = X.shape[0]
     padded = np.zeros((m * P * P + P + 1), dtype=np.float32)  # + P + 1: the shifted views' tail
     padded[: m * P * P].reshape(m, P, P)[:, PAD:-PAD, PAD:-PAD] = X.reshape(m, SIDE, SIDE)
     np.clip(S, 0, SIDE + PAD, out=S)
-    i = S.astype(np.intp)  # the whole parts: truncation is floor, as S ≥ 0
-    w = np.subtract(S, i, out=S, dtype=S.dtype)  # the fractional parts
-    i00, wy, wx = i[0], w[0], w[1]
-    i00 *= P  # the top-left neighbour's flat index: row · P + column + the image's offset
-    i00 += i[1]
-    i00 += (np.arange(m) * (P * P))[:, None]
+    whole = np.floor(S)
+    w = np.subtract(S, whole, out=S)
+    y0, x0, wy, wx = whole[0], whole[1], w[0], w[1]
+    y0 *= P  # the top-left neighbour's flat index: row · P + column + the image's offset
+    y0 += x0
+    y0 += (np.arange(m, dtype=S.dtype) * (P * P))[:, None]
+    i00 = y0.astype(np.intp)
     v00, v01 = padded.take(i00), padded[1:].take(i00)
     v10, v11 = padded[P:].take(i00), padded[P + 1 :].take(i00)
     v01 -= v00  # top = v00 + wx (v01 − v00)

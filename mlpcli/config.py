@@ -161,7 +161,7 @@ class EarlyStoppingConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = 150
+    epochs: int = 300
     batch_size: int = 128
     learning_rate: float = 0.05
     optimizer: str = "nesterov"
