@@ -1,6 +1,6 @@
 """Benchmark: what augmentation costs per epoch, against the 784-800-800-10 epoch it feeds.
 
-Times ``mlpcli.augment.augment`` on 60,000 images (chunks of 4,096, as training runs it) for
+Times ``mlpcli.data.augment.augment`` on 60,000 images (chunks of 4,096, as training runs it) for
 shifts only, affine distortions, and affine + elastic distortions, alternating with the
 time of one training epoch's forward, backward and update for 784-800-800-10 at batch 128
 (the mnist and fashion-mnist presets' network), measured in the same process. Prints the
@@ -28,12 +28,12 @@ def main(argv=None):
         os.environ[var] = str(args.threads)
     import numpy as np
 
-    from mlpcli import functions as F
-    from mlpcli import kernels
-    from mlpcli.augment import augment
-    from mlpcli.config import AugmentConfig, ElasticConfig
-    from mlpcli.network import Network
-    from mlpcli.optim import Nesterov
+    from mlpcli.nn import functions as F
+    from mlpcli.nn import kernels
+    from mlpcli.data.augment import augment
+    from mlpcli.run.config import AugmentConfig, ElasticConfig
+    from mlpcli.nn.network import Network
+    from mlpcli.nn.optim import Nesterov
 
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (60000, 784), dtype=np.uint8)

@@ -1,7 +1,7 @@
 """Benchmark: mlpcli's trainer against PyTorch on the CPU, and against the machine's GEMM peak.
 
 For each network (A, B, C below) the script trains mlpcli through its library API
-(``mlpcli.config`` → ``mlpcli.data.read_splits`` → ``mlpcli.train.fit``) and, when PyTorch
+(``mlpcli.run.config`` → ``mlpcli.data.splits.read_splits`` → ``mlpcli.run.train.fit``) and, when PyTorch
 is installed, the same network in PyTorch: same layers, activations, cost definition, initial
 weights (copied from mlpcli's ``Network.create`` with the same seed), L2 on weights only,
 batch size, learning rate, optimizer, epochs, float32, and the same number of threads.
@@ -90,7 +90,7 @@ def child_gemm():
 
 
 def mlpcli_config(net, data, epochs, out_dir):
-    from mlpcli.config import load_config
+    from mlpcli.run.config import load_config
 
     spec = NETWORKS[net]
     return load_config({
@@ -130,9 +130,9 @@ class _EpochClock:
 
 
 def child_mlpcli(net, data, epochs):
-    from mlpcli.data import read_splits
-    from mlpcli.evaluate import evaluate
-    from mlpcli.train import fit
+    from mlpcli.data.splits import read_splits
+    from mlpcli.nn.evaluate import evaluate
+    from mlpcli.run.train import fit
 
     with tempfile.TemporaryDirectory(prefix="mlpcli-bench-") as tmp:
         config = mlpcli_config(net, data, epochs, Path(tmp) / "run")
@@ -154,9 +154,9 @@ def child_torch(net, data, epochs, threads):
     import numpy as np
     import torch
 
-    from mlpcli.config import load_config
-    from mlpcli.data import read_splits
-    from mlpcli.network import Network
+    from mlpcli.run.config import load_config
+    from mlpcli.data.splits import read_splits
+    from mlpcli.nn.network import Network
 
     torch.set_num_threads(threads)
     torch.manual_seed(SEED)

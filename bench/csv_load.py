@@ -1,4 +1,4 @@
-"""How long ``mlpcli.data.read_splits`` takes to load an MNIST-sized CSV (60,000 × 785).
+"""How long ``mlpcli.data.splits.read_splits`` takes to load an MNIST-sized CSV (60,000 × 785).
 
     python bench/csv_load.py [--rows 60000] [--repeat 3] [--keep FILE]
 
@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlpcli.config import load_config  # noqa: E402
-from mlpcli.data import read_splits  # noqa: E402
+from mlpcli.run.config import load_config  # noqa: E402
+from mlpcli.data.splits import read_splits  # noqa: E402
 
 
 def write_csv(path: Path, rows: int, seed: int = 0) -> int:

@@ -10,30 +10,30 @@ The small public API (the CLI is built on exactly these)::
     labels = mlpcli.predict_labels(ckpt.network, splits.X_test)    # uint8 pixels in
     result = mlpcli.score(ckpt.network, splits.X_test, splits.y_test)  # accuracy, loss, …
 
-``fit`` is ``mlpcli.train.fit`` (``mlpcli.start_run`` = ``mlpcli.train.start`` starts a resumed
+``fit`` is ``mlpcli.run.train.fit`` (``mlpcli.start_run`` = ``mlpcli.run.train.start`` starts a resumed
 or fine-tuned run: ``mlpcli.fit(mlpcli.start_run(None, resume="runs/fm/last.npz"), splits)``);
-``score`` is ``mlpcli.evaluate.evaluate``, under a name that does not hide that submodule. Names load lazily, so ``import mlpcli`` stays cheap.
+``score`` is ``mlpcli.nn.evaluate.evaluate``, under a name that does not hide that submodule. Names load lazily, so ``import mlpcli`` stays cheap.
 """
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_config": ("mlpcli.config", "load_config"),
-    "Config": ("mlpcli.config", "Config"),
-    "load_splits": ("mlpcli.fetch", "load_splits"),
-    "Splits": ("mlpcli.data", "Splits"),
-    "fit": ("mlpcli.train", "fit"),
-    "start_run": ("mlpcli.train", "start"),
-    "History": ("mlpcli.train", "History"),
-    "load_checkpoint": ("mlpcli.checkpoint", "load"),
-    "save_checkpoint": ("mlpcli.checkpoint", "save"),
-    "Checkpoint": ("mlpcli.checkpoint", "Checkpoint"),
-    "score": ("mlpcli.evaluate", "evaluate"),
-    "EvalResult": ("mlpcli.evaluate", "EvalResult"),
-    "predict_labels": ("mlpcli.infer", "labels"),
-    "predict_probabilities": ("mlpcli.infer", "outputs"),
-    "Network": ("mlpcli.network", "Network"),
-    "scale01": ("mlpcli.network", "scale01"),
+    "load_config": ("mlpcli.run.config", "load_config"),
+    "Config": ("mlpcli.run.config", "Config"),
+    "load_splits": ("mlpcli.data.fetch", "load_splits"),
+    "Splits": ("mlpcli.data.splits", "Splits"),
+    "fit": ("mlpcli.run.train", "fit"),
+    "start_run": ("mlpcli.run.train", "start"),
+    "History": ("mlpcli.run.train", "History"),
+    "load_checkpoint": ("mlpcli.run.checkpoint", "load"),
+    "save_checkpoint": ("mlpcli.run.checkpoint", "save"),
+    "Checkpoint": ("mlpcli.run.checkpoint", "Checkpoint"),
+    "score": ("mlpcli.nn.evaluate", "evaluate"),
+    "EvalResult": ("mlpcli.nn.evaluate", "EvalResult"),
+    "predict_labels": ("mlpcli.nn.infer", "labels"),
+    "predict_probabilities": ("mlpcli.nn.infer", "outputs"),
+    "Network": ("mlpcli.nn.network", "Network"),
+    "scale01": ("mlpcli.nn.network", "scale01"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -133,7 +133,7 @@ class _DatasetChoice(click.Choice):
 
     @property
     def choices(self):
-        from mlpcli.fetch import REGISTRY
+        from mlpcli.data.fetch import REGISTRY
 
         return tuple(REGISTRY)
 
@@ -220,7 +220,7 @@ def fetch_command(dataset: str, data_dir: Path, mirrors: tuple[str, ...], source
       mlpcli fetch --mirror https://example.org/mnist/   # try your own mirror first
       mlpcli fetch --from ~/Downloads               # offline: import files you already have
     """
-    from mlpcli import fetch
+    from mlpcli.data import fetch
 
     def echo(message: str) -> None:
         click.secho(message, err=True, fg="yellow" if message.startswith("WARNING") else None)
@@ -262,14 +262,14 @@ def plot_command(run_dir: Path | None, out: Path | None, weights: Path | None, a
       mlpcli plot --augment mnist --out augment.png     # what the network is trained on
       mlpcli plot --augment mnist --set data.augment.elastic=null
     """
-    from mlpcli import plot
+    from mlpcli.inspection import plot
 
     if sum(x is not None for x in (run_dir, weights, augment_config)) != 1:
         raise click.UsageError("give a RUN_DIR for learning curves, --weights CKPT or --augment CONFIG (one of them)")
     if overrides and augment_config is None:
         raise click.UsageError("--set goes with --augment CONFIG")
     if augment_config is not None:
-        from mlpcli.config import load_config
+        from mlpcli.run.config import load_config
 
         click.echo(f"wrote {plot.plot_augment(load_config(augment_config, overrides), out)}")
         return
@@ -311,8 +311,9 @@ def predict_command(
       mlpcli predict runs/fashion-mnist-…/best.npz shoe.jpg --preprocess none --json
       mlpcli predict runs/kmnist-…/best.npz --index 42
     """
-    from mlpcli import checkpoint as ckpt_io
-    from mlpcli import predict
+    from mlpcli.run import checkpoint as ckpt_io
+    from mlpcli.data.images import resolve_mode
+    from mlpcli.inspection import predict
 
     if images and index is not None:
         raise click.UsageError("give IMAGE files or --index N, not both")
@@ -322,13 +323,13 @@ def predict_command(
     dataset = ckpt.config.data.dataset
     names = predict.class_names_for(dataset, ckpt.network.layers[-1], ckpt.meta.get("class_names"))
     if index is not None:
-        from mlpcli.fetch import load_splits
+        from mlpcli.data.fetch import load_splits
 
         splits = load_splits(ckpt.config.data, quiet=as_json)
         results = [predict.predict_index(ckpt.network, splits.X_test, splits.y_test, index, names, k)]
         used = "none"  # a test-set image is already 28×28
     else:
-        used = predict.resolve_mode(mode, dataset)
+        used = resolve_mode(mode, dataset)
         results = predict.predict_files(ckpt.network, images, names, used, k)
     if as_json:
         click.echo(predict.format_predictions_json(results, checkpoint, dataset, used))
@@ -364,7 +365,7 @@ class _TrainProgress:
                 self.bar.set_postfix_str(f"loss {self.loss_sum / self.count:.4f}", refresh=False)
 
     def end_epoch(self, m: dict) -> None:
-        from mlpcli.train import format_epoch
+        from mlpcli.run.train import format_epoch
 
         self.close()
         click.echo(format_epoch(m, self.epochs))
@@ -419,15 +420,15 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
       mlpcli train --config fashion-mnist --print-config > my.yaml
       mlpcli train --threads 1                       # one BLAS thread (busy machines)
     """
-    from mlpcli import train as training
-    from mlpcli.config import dump_yaml, load_config
-    from mlpcli.fetch import load_splits
+    from mlpcli.run import train as training
+    from mlpcli.run.config import dump_yaml, load_config
+    from mlpcli.data.fetch import load_splits
 
     if resume is not None and init_from is not None:
         raise click.UsageError("--resume continues a run; --init-from starts a new one: give one of them")
     saved = None
     if resume is not None:
-        from mlpcli import checkpoint as ckpt_io
+        from mlpcli.run import checkpoint as ckpt_io
 
         saved = ckpt_io.load(resume)
     base = config_source if config_source is not None or saved is None else saved.config
@@ -476,15 +477,15 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
       mlpcli eval best.npz --data-path ~/datasets/fashion-mnist
       mlpcli eval best.npz --plot pictures    # + confusion.png, mistakes.png
     """
-    from mlpcli import checkpoint as ckpt_io
-    from mlpcli.config import load_config
-    from mlpcli.data import names_for_network
+    from mlpcli.run import checkpoint as ckpt_io
+    from mlpcli.run.config import load_config
+    from mlpcli.data.splits import names_for_network
     from mlpcli.errors import ConfigError
-    from mlpcli.evaluate import dumps, evaluate, format_report
-    from mlpcli.fetch import load_splits
+    from mlpcli.nn.evaluate import dumps, evaluate, format_report
+    from mlpcli.data.fetch import load_splits
 
     if plot_dir is not None:
-        from mlpcli import plot
+        from mlpcli.inspection import plot
 
         plot.pyplot()  # a missing plot extra fails now, not after the evaluation
         plot.check_picture_folder(plot_dir)  # and so does a folder that cannot be written
@@ -547,7 +548,7 @@ def gradcheck_command(ctx: click.Context, check_every: bool, config_source: str 
       mlpcli gradcheck --config mnist --set model.layers=[784,100,10] --params 200
       mlpcli gradcheck --all --eps 1e-5 --tol 1e-7 --seed 3
     """
-    from mlpcli import gradcheck
+    from mlpcli.nn import gradcheck
 
     if check_every:
         if config_source is not None or overrides:
@@ -556,10 +557,11 @@ def gradcheck_command(ctx: click.Context, check_every: bool, config_source: str 
         click.echo(gradcheck.describe_all(eps, batch, seed))
         table = gradcheck.format_table(gradcheck.worst_per_label(rows), "combination", tol)
     else:
-        from mlpcli.config import load_config
+        from mlpcli.data.splits import gradcheck_batch
+        from mlpcli.run.config import load_config
 
         cfg = load_config(config_source, overrides)
-        rows, notes = gradcheck.check_config(cfg, eps=eps, params=params, batch=batch, seed=seed)
+        rows, notes = gradcheck.check_config(cfg, gradcheck_batch, eps=eps, params=params, batch=batch, seed=seed)
         click.echo(f"config {cfg.name}")
         for note in notes:
             click.echo(note)
@@ -594,7 +596,7 @@ def page_command(checkpoint: Path, out: Path | None, examples: int | None, mode:
       mlpcli page runs/mnist-20250101-120000/best.npz --out mnist.html
       mlpcli page best.npz --examples 100
     """
-    from mlpcli import page
+    from mlpcli.inspection import page
 
     result = page.write_page(checkpoint, out if out is not None else checkpoint.with_suffix(".html"),
                              examples, mode)

@@ -48,3 +48,24 @@ class Interrupted(MlpcliError):
     """The user pressed Ctrl-C; the message says what was saved."""
 
     exit_code = 130
+
+
+class MissingExtraError(MlpcliError):
+    """An optional dependency (matplotlib, Pillow, Optuna, …) is not installed."""
+
+
+EXTRAS = {"matplotlib": "plot", "PIL": "plot"}  # module → the extra that installs it
+
+
+def require(module: str, purpose: str, extra: str | None = None):
+    """Import an optional module, or fail with one line saying what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        name = {"PIL": "Pillow"}.get(top, top)
+        extra = extra or EXTRAS.get(top, "plot")
+        raise MissingExtraError(f"{purpose} needs {name}, which is not installed",
+                                f"install it with: pip install 'mlpcli[{extra}]'") from None

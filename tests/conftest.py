@@ -38,10 +38,10 @@ def sha256(data: bytes) -> str:
 
 @dataclass
 class IdxDataset:
-    """A small synthetic data set registered with mlpcli.fetch under ``name``."""
+    """A small synthetic data set registered with mlpcli.data.fetch under ``name``."""
 
     name: str
-    spec: object  # mlpcli.fetch.DatasetSpec
+    spec: object  # mlpcli.data.fetch.DatasetSpec
     arrays: dict  # "train_images" etc. -> ndarray
     payloads: dict  # final file name -> raw IDX bytes
     archives: dict  # final file name -> gzip bytes (what the registry pins)
@@ -60,7 +60,8 @@ class IdxDataset:
 @pytest.fixture
 def idx_dataset():
     """50 train / 20 test random 28×28 images, registered as data set "synthetic"."""
-    from mlpcli import data, fetch
+    from mlpcli.data import splits as data
+    from mlpcli.data import fetch
 
     rng = np.random.default_rng(0)
     arrays = {
@@ -258,7 +259,7 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_config(tiny_data):
     """``tiny_config(*overrides)``: a fast config (784-16-10, 3 epochs, 100 held out) on tiny_data."""
-    from mlpcli.config import load_config
+    from mlpcli.run.config import load_config
 
     def make(*overrides: str):
         base = [f"data.path={tiny_data}", "data.validation=100", "model.layers=[784,16,10]",

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlpcli.augment import BLOCK, SIDE, augment, bilinear, elastic_field, gaussian_matrix, random_affine, translate, warp
-from mlpcli.config import AugmentConfig, ElasticConfig
+from mlpcli.data.augment import BLOCK, SIDE, augment, bilinear, elastic_field, gaussian_matrix, random_affine, translate, warp
+from mlpcli.run.config import AugmentConfig, ElasticConfig
 
 
 def Aug(**settings):
@@ -147,9 +147,9 @@ def test_resume_with_dropout_and_augmentation_is_bit_exact(tiny_config, tmp_path
     """4 epochs in one go == 2 epochs, stop, resume for 2 more: same weights and optimizer
     state bit for bit, with dropout masks and shifted, flipped (and distorted) batches drawn
     all along."""
-    from mlpcli import checkpoint
-    from mlpcli.data import read_splits
-    from mlpcli.train import fit, start
+    from mlpcli.run import checkpoint
+    from mlpcli.data.splits import read_splits
+    from mlpcli.run.train import fit, start
 
     on = ("data.dataset=fashion-mnist", "data.augment.shift=2", "data.augment.flip=true",
           "model.layers=[784,16,12,10]", "model.dropout=[0.3,0.2]", "training.epochs=4",

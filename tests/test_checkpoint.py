@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlpcli import checkpoint, kernels
+from mlpcli.run import checkpoint
+from mlpcli.nn import kernels
 from mlpcli.cli import cli
-from mlpcli.config import load_config
+from mlpcli.run.config import load_config
 from mlpcli.errors import CheckpointError
-from mlpcli.network import Network
-from mlpcli.optim import make_optimizer
+from mlpcli.nn.network import Network
+from mlpcli.nn.optim import make_optimizer
 
 
 @pytest.fixture
@@ -331,10 +332,10 @@ def test_meta_fields_of_the_right_type_load(saved, tmp_path, key, value, under):
 
 
 def test_a_checkpoint_a_run_wrote_passes_every_meta_check(tiny_config, tmp_path):
-    from mlpcli import train
+    from mlpcli.run import train
 
     run = train.start(tiny_config("training.epochs=1"), tmp_path / "run")
-    from mlpcli.fetch import load_splits
+    from mlpcli.data.fetch import load_splits
 
     train.fit(run, load_splits(run.config.data, quiet=True))
     ck = checkpoint.load(tmp_path / "run" / "last.npz")

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mlpcli import config as C
+from mlpcli.run import config as C
 from mlpcli.cli import Group, cli
-from mlpcli.config import (
+from mlpcli.run.config import (
     Config,
     EarlyStoppingConfig,
     config_from_dict,
@@ -589,7 +589,8 @@ def test_no_temp_file_is_written(tmp_path, monkeypatch):
 
 
 def test_choice_lists_come_from_the_modules_that_own_them():
-    from mlpcli import network, optim
+    from mlpcli.nn import network
+    from mlpcli.nn import optim
 
     assert C.OPTIMIZERS is optim.OPTIMIZERS and C.SCHEDULES is optim.SCHEDULES and C.INITS is network.INITS
     assert C.EARLY_STOPPING_METRICS == ("val_accuracy", "val_loss") and not hasattr(C, "METRICS")
@@ -597,7 +598,7 @@ def test_choice_lists_come_from_the_modules_that_own_them():
 
 
 def test_schema_does_not_import_config():
-    code = "import sys, mlpcli.schema; assert 'mlpcli.config' not in sys.modules"
+    code = "import sys, mlpcli.run.schema; assert 'mlpcli.run.config' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
 
 
@@ -651,8 +652,8 @@ def test_config_error_in_a_real_subprocess_exits_2_without_traceback(tmp_path):
 
 
 def test_config_names_match_the_modules_that_use_them():
-    fetch = pytest.importorskip("mlpcli.fetch")
-    data = pytest.importorskip("mlpcli.data")
+    fetch = pytest.importorskip("mlpcli.data.fetch")
+    data = pytest.importorskip("mlpcli.data.splits")
     assert set(C.DATASETS) == set(fetch.REGISTRY) == set(data.CLASS_NAMES)
 
 

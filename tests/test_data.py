@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlpcli.config import DataConfig
-from mlpcli.data import CLASS_NAMES, FILES, read_splits, read_idx
+from mlpcli.run.config import DataConfig
+from mlpcli.data.splits import CLASS_NAMES, FILES, read_splits, read_idx
 from mlpcli.errors import ConfigError, DataError
 
 
@@ -264,7 +264,7 @@ def test_reading_idx_files_closes_every_file(tmp_path):
     """``python -W error`` turns an unclosed file into an error report on stderr."""
     folder = write_set(tmp_path / "gz")
     raw = write_set(tmp_path / "raw", compress=False)
-    code = ("import gc, sys; from mlpcli.config import DataConfig; from mlpcli.data import read_splits, read_idx; "
+    code = ("import gc, sys; from mlpcli.run.config import DataConfig; from mlpcli.data.splits import read_splits, read_idx; "
             f"read_splits(DataConfig(path={str(folder)!r}, validation=3)); read_splits(DataConfig(path={str(raw)!r}, validation=3)); "
             f"read_idx({str(folder / FILES[0])!r}); gc.collect()")
     result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpcli import functions as F
-from mlpcli import gradcheck
+from mlpcli.nn import functions as F
+from mlpcli.nn import gradcheck
 from mlpcli.errors import ConfigError
-from mlpcli.network import Network, dropout_masks, dropout_rates
+from mlpcli.nn.network import Network, dropout_masks, dropout_rates
 
 LAYERS = (7, 6, 5, 3)
 
@@ -152,8 +152,8 @@ def test_derivative_needs_the_unmasked_activation(activation, wrong):
 
 
 def test_predictions_never_use_dropout():
-    from mlpcli import infer
-    from mlpcli.network import scale01
+    from mlpcli.nn import infer
+    from mlpcli.nn.network import scale01
 
     net = small_network("relu")[0]
     X = np.random.default_rng(3).integers(0, 256, (7, net.layers[0]), dtype=np.uint8)
@@ -170,11 +170,11 @@ def test_validation_metrics_and_eval_never_use_dropout(tiny_config, tmp_path):
     dropout-free evaluation of the saved weights gives, and two evaluations agree bit for bit."""
     from click.testing import CliRunner
 
-    from mlpcli import checkpoint
+    from mlpcli.run import checkpoint
     from mlpcli.cli import cli
-    from mlpcli.data import read_splits
-    from mlpcli.evaluate import evaluate
-    from mlpcli.train import fit
+    from mlpcli.data.splits import read_splits
+    from mlpcli.nn.evaluate import evaluate
+    from mlpcli.run.train import fit
 
     config = tiny_config("model.dropout=0.5", "training.epochs=2")
     splits = read_splits(config.data)

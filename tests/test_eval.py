@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlpcli import infer
+from mlpcli.nn import infer
 from mlpcli.cli import cli
-from mlpcli.data import CLASS_NAMES, read_splits
+from mlpcli.data.splits import CLASS_NAMES, read_splits
 from mlpcli.errors import DataError
-from mlpcli.evaluate import evaluate, format_report
-from mlpcli.network import Network, scale01
-from mlpcli.train import fit
-from mlpcli.train import start as start_run
+from mlpcli.nn.evaluate import evaluate, format_report
+from mlpcli.nn.network import Network, scale01
+from mlpcli.run.train import fit
+from mlpcli.run.train import start as start_run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data):
     """A finished 3-epoch run on tiny_data (named as Fashion-MNIST for its class names)."""
-    from mlpcli.config import load_config
+    from mlpcli.run.config import load_config
 
     config = load_config(None, [f"data.path={tiny_data}", "data.validation=100", "model.layers=[784,16,10]",
                                 "training.epochs=3", "training.batch_size=32", "data.dataset=fashion-mnist"])

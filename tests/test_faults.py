@@ -33,8 +33,8 @@ def nan_checkpoint(tmp_path, tiny_config):
     """A checkpoint (on tiny_data, named Fashion-MNIST) whose weights are all NaN."""
     import numpy as np
 
-    from mlpcli import checkpoint
-    from mlpcli.network import Network
+    from mlpcli.run import checkpoint
+    from mlpcli.nn.network import Network
 
     config = tiny_config("data.dataset=fashion-mnist")
     network = Network.create([784, 16, 10], "relu", "softmax", "log_likelihood", "he",
@@ -127,11 +127,11 @@ def raise_interrupt(*args, **kwargs):
 
 
 @pytest.mark.parametrize("command, target", [
-    ("eval", "mlpcli.evaluate.evaluate"),
-    ("predict", "mlpcli.predict.predict_index"),
-    ("gradcheck", "mlpcli.gradcheck.check_all"),
-    ("gradcheck-config", "mlpcli.gradcheck.check_config"),
-    ("plot", "mlpcli.plot.plot_curves"),
+    ("eval", "mlpcli.nn.evaluate.evaluate"),
+    ("predict", "mlpcli.inspection.predict.predict_index"),
+    ("gradcheck", "mlpcli.nn.gradcheck.check_all"),
+    ("gradcheck-config", "mlpcli.nn.gradcheck.check_config"),
+    ("plot", "mlpcli.inspection.plot.plot_curves"),
 ])
 def test_ctrl_c_exits_130_with_one_line(command, target, monkeypatch, nan_checkpoint, tmp_path):
     args = {"eval": ["eval", str(nan_checkpoint)],
@@ -147,11 +147,11 @@ def test_ctrl_c_exits_130_with_one_line(command, target, monkeypatch, nan_checkp
 
 
 SLOW_GRADCHECK = """
-import time, mlpcli.gradcheck
+import time, mlpcli.nn.gradcheck
 def slow(*args, **kwargs):
     print("started", flush=True)
     time.sleep(60)
-mlpcli.gradcheck.check_all = slow
+mlpcli.nn.gradcheck.check_all = slow
 from mlpcli.cli import main
 main()
 """

@@ -12,10 +12,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from mlpcli import config as C
-from mlpcli import schema
+from mlpcli.run import config as C
+from mlpcli.run import schema
 from mlpcli.cli import cli
-from mlpcli.config import config_from_dict, config_to_dict, dump_yaml, load_config
+from mlpcli.run.config import config_from_dict, config_to_dict, dump_yaml, load_config
 from mlpcli.errors import ConfigError
 
 # The longest error line a fault may print: the message, the hint, every quoted value cut.

@@ -23,12 +23,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import idx_bytes, serving
 
-from mlpcli import fetch
+from mlpcli.data import fetch
 from mlpcli.cli import cli
-from mlpcli.config import DataConfig
-from mlpcli.data import FILES
+from mlpcli.run.config import DataConfig
+from mlpcli.data.splits import FILES
 from mlpcli.errors import FetchError
-from mlpcli.fetch import FetchOptions, HttpOptions
+from mlpcli.data.fetch import FetchOptions, HttpOptions
 
 IMAGES = "train-images-idx3-ubyte.gz"
 QUICK = HttpOptions(connect_timeout=2.0, read_timeout=5.0, retries=2, backoff=0.01, resumes=2,

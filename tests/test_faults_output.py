@@ -16,8 +16,8 @@ import zlib
 import numpy as np
 import pytest
 
-from mlpcli import checkpoint
-from mlpcli.network import Network
+from mlpcli.run import checkpoint
+from mlpcli.nn.network import Network
 
 
 def run_mlpcli(args, *, flags=(), stdout=subprocess.PIPE, timeout=120):

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlpcli import checkpoint
+from mlpcli.run import checkpoint
 from mlpcli.cli import cli
-from mlpcli.data import read_splits
+from mlpcli.data.splits import read_splits
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError
-from mlpcli.network import Network
-from mlpcli.runs import read_metrics
-from mlpcli.train import Silent, fit, start
+from mlpcli.nn.network import Network
+from mlpcli.run.runs import read_metrics
+from mlpcli.run.train import Silent, fit, start
 
 
 def hashes(folder: Path) -> dict[str, str]:

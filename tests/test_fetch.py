@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlpcli import fetch
+from mlpcli.data import fetch
 from mlpcli.cli import cli
-from mlpcli.config import DataConfig
-from mlpcli.data import FILES, read_splits
+from mlpcli.run.config import DataConfig
+from mlpcli.data.splits import FILES, read_splits
 from mlpcli.errors import FetchError
-from mlpcli.fetch import HttpOptions
+from mlpcli.data.fetch import HttpOptions
 
 FAST = HttpOptions(connect_timeout=2.0, read_timeout=0.4, retries=2, backoff=0.01, resumes=2)
 IMAGES = "train-images-idx3-ubyte.gz"
@@ -378,7 +378,7 @@ def test_subprocess_fetch_from_an_empty_folder_fails_cleanly(tmp_path):
 
 _CHILD = """
 import json, sys
-from mlpcli import fetch
+from mlpcli.data import fetch
 from mlpcli.cli import main
 spec = json.loads(sys.argv[1])
 fetch.register(fetch.DatasetSpec(spec["name"], mirrors=(),

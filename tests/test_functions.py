@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpcli import functions as F
+from mlpcli.nn import functions as F
 from mlpcli.errors import ConfigError
-from mlpcli.network import Network
+from mlpcli.nn.network import Network
 
 H = 1e-6  # central-difference step (float64 everywhere below)
 DTYPES = [np.float32, np.float64]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlpcli import functions as F
-from mlpcli import gradcheck
+from mlpcli.nn import functions as F
+from mlpcli.nn import gradcheck
 from mlpcli.cli import cli
-from mlpcli.network import Network
+from mlpcli.nn.network import Network
 
 TOL = 1e-6
 

@@ -13,10 +13,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from mlpcli import functions as F
-from mlpcli import kernels as K
-from mlpcli.network import Network, dropout_masks
-from mlpcli.optim import SGD
+from mlpcli.nn import functions as F
+from mlpcli.nn import kernels as K
+from mlpcli.nn.network import Network, dropout_masks
+from mlpcli.nn.optim import SGD
 
 DTYPES = [np.float32, np.float64]
 
@@ -187,9 +187,9 @@ def test_a_training_step_allocates_no_arrays():
 def test_training_through_the_fast_path_resumes_exactly(tiny_config, tmp_path, optimizer):
     """A network trained through the workspace and the flat-vector updates, stopped after
     epoch 1 and resumed, ends bit for bit where the uninterrupted run does."""
-    from mlpcli import checkpoint
-    from mlpcli.data import read_splits
-    from mlpcli.train import fit, start
+    from mlpcli.run import checkpoint
+    from mlpcli.data.splits import read_splits
+    from mlpcli.run.train import fit, start
 
     # 500 examples in batches of 40: 13 steps, the last one short (a second workspace)
     config = tiny_config("model.layers=[784,80,10]", "training.epochs=2", f"training.optimizer={optimizer}",

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mlpcli import functions as F
-from mlpcli import gradcheck
+from mlpcli.nn import functions as F
+from mlpcli.nn import gradcheck
 from mlpcli.errors import ConfigError
-from mlpcli.network import INITS, Network, scale01
+from mlpcli.nn.network import INITS, Network, scale01
 
 TOL = 1e-6  # the criterion: per-array ‖a − n‖ / (‖a‖ + ‖n‖)
 

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mlpcli.config import AdamConfig, ScheduleConfig, TrainingConfig
+from mlpcli.run.config import AdamConfig, ScheduleConfig, TrainingConfig
 from mlpcli.errors import CheckpointError
-from mlpcli.network import Network
-from mlpcli.optim import Adam, Momentum, Nesterov, SGD, learning_rate, make_optimizer
+from mlpcli.nn.network import Network
+from mlpcli.nn.optim import Adam, Momentum, Nesterov, SGD, learning_rate, make_optimizer
 
 
 def net(dtype=np.float64, seed=0):
@@ -136,7 +136,7 @@ def test_state_round_trip_continues_identically(name):
 def test_a_network_larger_than_one_block_gets_the_same_update(name):
     # [784, 400, 10] has 318,010 parameters: more than kernels.SPLIT_ABOVE, so the update
     # runs block by block; it must equal the same rule on a small network, array by array.
-    from mlpcli import kernels
+    from mlpcli.nn import kernels
 
     big = Network.create([784, 400, 10], "relu", "softmax", "log_likelihood", "he",
                          np.random.default_rng(1), np.float32)

@@ -22,11 +22,14 @@ from click.testing import CliRunner
 from conftest import write_idx_folder
 from test_predict import make_set
 
-from mlpcli import checkpoint, infer, page, predict
+from mlpcli.run import checkpoint
+from mlpcli.nn import infer
+from mlpcli.inspection import page
+from mlpcli.inspection import predict
 from mlpcli.cli import cli
-from mlpcli.config import load_config
-from mlpcli.functions import one_hot
-from mlpcli.network import Network, scale01
+from mlpcli.run.config import load_config
+from mlpcli.nn.functions import one_hot
+from mlpcli.nn.network import Network, scale01
 
 PROBABILITY_TOLERANCE = 1e-5
 PIXEL_TOLERANCE = 1  # grey levels out of 255: the JS and NumPy sums round in different orders
@@ -176,7 +179,7 @@ def test_a_test_set_that_cannot_be_read_is_a_note_too(digits, tmp_path):
 
 
 def test_a_network_on_other_images_gets_their_shape_and_no_drawing(tmp_path):
-    from mlpcli import plot
+    from mlpcli.inspection import plot
 
     net = Network.create([64, 12, 3], "relu", "softmax", "log_likelihood", rng=np.random.default_rng(4))
     ckpt = _save(tmp_path, net, "mnist", tmp_path / "my-8x8-images")  # your own data: any size
@@ -236,9 +239,9 @@ def test_an_unwritable_folder_is_one_line(digits, tmp_path, monkeypatch):
 
 def test_a_failed_write_leaves_nothing(digits, tmp_path, monkeypatch):
     ckpt, *_ = digits
-    import mlpcli.runs
+    import mlpcli.files
 
-    real = mlpcli.runs.atomic_write_all
+    real = mlpcli.files.atomic_write_all
 
     def full_disk(files):
         def write(f):
@@ -246,7 +249,7 @@ def test_a_failed_write_leaves_nothing(digits, tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real([(path, write) for path, _ in files])
 
-    monkeypatch.setattr(mlpcli.runs, "atomic_write_all", full_disk)
+    monkeypatch.setattr(mlpcli.files, "atomic_write_all", full_disk)
     before = set(tmp_path.iterdir())
     line = _one_line_error(CliRunner().invoke(cli, ["page", str(ckpt), "--out", str(tmp_path / "p.html")]),
                            tmp_path, before)
@@ -255,9 +258,9 @@ def test_a_failed_write_leaves_nothing(digits, tmp_path, monkeypatch):
 
 def test_the_template_and_script_are_package_data():
     text = (ROOT / "pyproject.toml").read_text()
-    shipped = re.search(r'^"mlpcli" = \[(.*)\]$', text, re.M).group(1)
+    shipped = re.search(r'^"mlpcli.inspection" = \[(.*)\]$', text, re.M).group(1)
     for name in ("page_template.html", "page.js"):
-        assert f'"{name}"' in shipped and (ROOT / "mlpcli" / name).is_file()
+        assert f'"{name}"' in shipped and (ROOT / "mlpcli" / "inspection" / name).is_file()
     test_extra = re.search(r"^test = \[(.*?)\]", text, re.M | re.S).group(1)
     assert '"selenium' in test_extra
 
@@ -273,7 +276,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_plot_weights_draws_one_28x28_image_per_unit(digits, big, tmp_path):
-    from mlpcli import plot
+    from mlpcli.inspection import plot
 
     ckpt, net, *_ = digits
     result = CliRunner().invoke(cli, ["plot", "--weights", str(ckpt), "--out", str(tmp_path / "w.png")])

@@ -14,13 +14,16 @@ from click.testing import CliRunner
 from conftest import write_idx_folder
 from PIL import Image
 
-from mlpcli import checkpoint, infer, plot, runs
+from mlpcli.run import checkpoint
+from mlpcli.nn import infer
+from mlpcli.inspection import plot
+from mlpcli.run import runs
 from mlpcli.cli import cli
-from mlpcli.config import load_config
+from mlpcli.run.config import load_config
 from mlpcli.errors import CheckpointError, MlpcliError
-from mlpcli.evaluate import EvalResult, evaluate
-from mlpcli.network import Network
-from mlpcli.predict import MissingExtraError
+from mlpcli.nn.evaluate import EvalResult, evaluate
+from mlpcli.nn.network import Network
+from mlpcli.errors import MissingExtraError
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -413,7 +416,7 @@ def test_plot_augment_draws_the_distortions_of_a_config(tiny_data, tmp_path):
 
 def test_augment_figure_shows_each_image_then_its_draws():
     pytest.importorskip("matplotlib")
-    from mlpcli.config import AugmentConfig
+    from mlpcli.run.config import AugmentConfig
 
     X = np.random.default_rng(0).integers(0, 256, (3, 784), dtype=np.uint8)
     fig = plot.augment_figure(X, AugmentConfig(shift=2, rotate=10, elastic=None), np.random.default_rng(1))

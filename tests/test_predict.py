@@ -19,12 +19,15 @@ from click.testing import CliRunner
 from conftest import write_idx_folder
 from PIL import Image
 
-from mlpcli import checkpoint, infer, predict
+from mlpcli.run import checkpoint
+from mlpcli.nn import infer
+from mlpcli.data import images
+from mlpcli.inspection import predict
 from mlpcli.cli import cli
-from mlpcli.config import load_config
+from mlpcli.run.config import load_config
 from mlpcli.errors import ConfigError, DataError
-from mlpcli.functions import one_hot
-from mlpcli.network import Network, scale01
+from mlpcli.nn.functions import one_hot
+from mlpcli.nn.network import Network, scale01
 
 # --- synthetic MNIST-format data --------------------------------------------------------------
 
@@ -59,7 +62,7 @@ def glyph(label: int, rng: np.random.Generator) -> np.ndarray:
 def make_set(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(CLASSES), n_per_class).astype(np.uint8)
-    X = np.stack([predict.preprocess(glyph(int(label), rng), "digits") for label in y])
+    X = np.stack([images.preprocess(glyph(int(label), rng), "digits") for label in y])
     return X, y
 
 
@@ -98,26 +101,26 @@ def save_png(path: Path, gray: np.ndarray) -> Path:
 def test_to_ink_inverts_light_backgrounds_only():
     dark = np.zeros((10, 10), np.uint8)
     dark[4:6, 4:6] = 200
-    assert predict.to_ink(dark)[5, 5] == 200 and predict.to_ink(dark)[0, 0] == 0
+    assert images.to_ink(dark)[5, 5] == 200 and images.to_ink(dark)[0, 0] == 0
     light = 255 - dark
-    assert predict.to_ink(light)[5, 5] == 200 and predict.to_ink(light)[0, 0] == 0
+    assert images.to_ink(light)[5, 5] == 200 and images.to_ink(light)[0, 0] == 0
 
 
 def test_resize_keeps_the_mean_and_the_identity():
     rng = np.random.default_rng(0)
     img = rng.uniform(0, 255, (90, 60))
-    assert np.allclose(predict.resize(img, (90, 60)), img)
+    assert np.allclose(images.resize(img, (90, 60)), img)
     for shape in [(28, 28), (7, 130), (200, 13)]:
-        out = predict.resize(img, shape)
+        out = images.resize(img, shape)
         assert out.shape == shape
         assert abs(out.mean() - img.mean()) < 0.05 * img.mean()
-    assert np.allclose(predict.resize(np.full((50, 70), 77.0), (28, 28)), 77.0)
+    assert np.allclose(images.resize(np.full((50, 70), 77.0), (28, 28)), 77.0)
 
 
 def test_digits_fits_a_20_box_and_centers_the_mass():
     page = np.zeros((150, 200))
     page[10:70, 150:180] = 255  # a 60×30 block of ink in a corner
-    out = predict.preprocess_digits(page).astype(float)
+    out = images.preprocess_digits(page).astype(float)
     rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
     assert rows[-1] - rows[0] + 1 == 20  # the longer side fills the box
     assert 9 <= cols[-1] - cols[0] + 1 <= 11  # aspect ratio 2:1 kept
@@ -132,7 +135,7 @@ def test_digits_undoes_scaling_shifting_and_inversion():
     X, _ = make_set(2, seed=5)
     for pixels in X:
         page = disguise(pixels, factor=5, offset=(30, 110))
-        back = predict.preprocess(page, "digits").astype(float)
+        back = images.preprocess(page, "digits").astype(float)
         original = pixels.astype(float)
         assert np.corrcoef(back, original)[0, 1] > 0.95
         assert np.abs(back - original).mean() < 12
@@ -142,23 +145,23 @@ def test_none_resizes_the_whole_frame():
     page = np.zeros((56, 84), np.uint8)
     page[:, :42] = 255  # left half lit, on a dark background (the border median is dark? no: half)
     page[0, :] = page[-1, :] = 0
-    out = predict.preprocess(page, "none").reshape(28, 28)
+    out = images.preprocess(page, "none").reshape(28, 28)
     assert out.shape == (28, 28)
     assert out[14, :12].min() > 200 and out[14, 16:].max() < 30  # no cropping, no centering
 
 
 def test_blank_image_is_a_clean_error():
     with pytest.raises(DataError, match="blank"):
-        predict.preprocess(np.full((40, 40), 250, np.uint8), "digits")
+        images.preprocess(np.full((40, 40), 250, np.uint8), "digits")
 
 
 def test_auto_mode_follows_the_dataset():
-    assert predict.resolve_mode("auto", "fashion-mnist") == "none"
-    assert predict.resolve_mode("auto", "mnist") == "digits"
-    assert predict.resolve_mode("auto", "kmnist") == "digits"
-    assert predict.resolve_mode("none", "mnist") == "none"
+    assert images.resolve_mode("auto", "fashion-mnist") == "none"
+    assert images.resolve_mode("auto", "mnist") == "digits"
+    assert images.resolve_mode("auto", "kmnist") == "digits"
+    assert images.resolve_mode("none", "mnist") == "none"
     with pytest.raises(ConfigError):
-        predict.resolve_mode("crop", "mnist")
+        images.resolve_mode("crop", "mnist")
 
 
 def test_top_k_orders_by_probability_with_names():
@@ -195,14 +198,14 @@ def test_block_art_draws_ink_and_leaves_the_background_blank():
 def test_load_image_reads_grayscale_and_flattens_transparency(tmp_path):
     gray = np.zeros((30, 40), np.uint8)
     gray[5:10, 5:10] = 180
-    assert (predict.load_image(save_png(tmp_path / "g.png", gray)) == gray).all()
+    assert (images.load_image(save_png(tmp_path / "g.png", gray)) == gray).all()
     rgba = np.zeros((30, 40, 4), np.uint8)  # black ink on a fully transparent background
     rgba[10:20, 10:20] = (0, 0, 0, 255)
     Image.fromarray(rgba).save(tmp_path / "t.png")
-    loaded = predict.load_image(tmp_path / "t.png")
+    loaded = images.load_image(tmp_path / "t.png")
     assert loaded[0, 0] == 255 and loaded[15, 15] == 0  # transparent → white paper
     Image.fromarray(np.dstack([gray] * 3)).save(tmp_path / "c.jpg", quality=95)
-    assert np.abs(predict.load_image(tmp_path / "c.jpg").astype(int) - gray).max() < 20
+    assert np.abs(images.load_image(tmp_path / "c.jpg").astype(int) - gray).max() < 20
 
 
 @pytest.mark.parametrize(
@@ -219,7 +222,7 @@ def test_unreadable_inputs_are_data_errors(tmp_path, make, message):
     path = tmp_path / "input.png"
     make(path)
     with pytest.raises(DataError, match=message):
-        predict.load_image(path)
+        images.load_image(path)
 
 
 def test_truncated_png_is_a_data_error(tmp_path):
@@ -227,7 +230,7 @@ def test_truncated_png_is_a_data_error(tmp_path):
     cut = tmp_path / "cut.png"
     cut.write_bytes(good.read_bytes()[:200])
     with pytest.raises(DataError, match="cut.png"):
-        predict.load_image(cut)
+        images.load_image(cut)
 
 
 # --- the model: disguised test examples come back as their true class -----------------------
@@ -399,4 +402,4 @@ def test_preprocess_choices_match_the_library():
     from mlpcli.cli import predict_command
 
     choice = next(p for p in predict_command.params if p.name == "mode").type
-    assert tuple(choice.choices) == predict.PREPROCESS_MODES
+    assert tuple(choice.choices) == images.PREPROCESS_MODES

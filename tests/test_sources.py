@@ -19,12 +19,14 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import idx_bytes
-from mlpcli import checkpoint, data, predict
+from mlpcli.run import checkpoint
+from mlpcli.data import splits as data
+from mlpcli.inspection import predict
 from mlpcli.cli import cli
-from mlpcli.config import load_config
-from mlpcli.data import read_splits, source_of
+from mlpcli.run.config import load_config
+from mlpcli.data.splits import read_splits, source_of
 from mlpcli.errors import ConfigError, DataError
-from mlpcli.train import fit, start
+from mlpcli.run.train import fit, start
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -153,7 +155,7 @@ def test_csv_layouts_read_the_same_arrays(tmp_path, digits, variant):
 @pytest.mark.parametrize("end", ["", "\n\n\n", "\r\n\r\n"])
 def test_csv_without_a_final_newline_or_with_empty_last_lines_over_several_blocks(tmp_path, digits,
                                                                                  monkeypatch, end):
-    from mlpcli import sources
+    from mlpcli.data import sources
 
     X, y = digits[0], digits[1]
     path = tmp_path / "train.csv"

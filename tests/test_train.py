@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mlpcli import checkpoint
+from mlpcli.run import checkpoint
 from mlpcli.cli import cli
-from mlpcli.config import load_config
-from mlpcli.data import read_splits
+from mlpcli.run.config import load_config
+from mlpcli.data.splits import read_splits
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
-from mlpcli.evaluate import evaluate
-from mlpcli.network import Network
-from mlpcli.runs import METRIC_KEYS
-from mlpcli.train import fit, start
+from mlpcli.nn.evaluate import evaluate
+from mlpcli.nn.network import Network
+from mlpcli.run.runs import METRIC_KEYS
+from mlpcli.run.train import fit, start
 
 
 class Recorder:

@@ -1,7 +1,7 @@
 """Layered configs for any tree of frozen dataclasses: YAML reading, merging, type checks.
 
 This module owns the generic machinery and knows nothing about mlpcli's keys (it does not
-import ``mlpcli.config``, which owns the dataclasses, the defaults and the validation rules):
+import ``mlpcli.run.config``, which owns the dataclasses, the defaults and the validation rules):
 
 * ``load_yaml`` — the YAML 1.2 core schema (``1e-8`` is a float, ``010`` is 10, ``yes`` is a
   string), no duplicate keys, no anchors or aliases, at most ``MAX_DEPTH`` levels of nesting;

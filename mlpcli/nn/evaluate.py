@@ -1,6 +1,6 @@
 """Accuracy, loss, confusion matrix and per-class scores of a network on a labelled set.
 
-The network's outputs come from ``mlpcli.infer`` — the one inference path eval, predict and
+The network's outputs come from ``mlpcli.nn.infer`` — the one inference path eval, predict and
 plot use: batches, so memory stays flat for any number of examples, with ``scale01`` applied
 to the stored uint8 pixels batch by batch — the same preprocessing as training.
 The loss is the data cost alone (mean over examples, no L2 term), as ``metrics.jsonl``
@@ -16,9 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from mlpcli import infer
-from mlpcli.functions import one_hot
-from mlpcli.network import Network
+from mlpcli.nn import infer
+from mlpcli.nn.functions import one_hot
+from mlpcli.nn.network import Network
 
 
 @dataclass

@@ -28,8 +28,8 @@ import numpy as np
 
 from mlpcli import __version__
 from mlpcli.errors import CheckpointError, MlpcliError
-from mlpcli.network import PREPROCESS, Network
-from mlpcli.runs import atomic_write
+from mlpcli.nn.network import PREPROCESS, Network
+from mlpcli.files import atomic_write
 
 FORMAT_VERSION = 1
 OPT_PREFIX = "opt_"
@@ -41,7 +41,7 @@ class Checkpoint:
 
     path: Path
     network: Network
-    config: object  # mlpcli.config.Config
+    config: object  # mlpcli.run.config.Config
     meta: dict
     optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -63,9 +63,9 @@ def save(
 
 
 def writer(network: Network, config, meta: dict | None = None, optimizer_state: dict | None = None):
-    """A ``write(file)`` that writes the checkpoint (for ``runs.atomic_write_all``, which
+    """A ``write(file)`` that writes the checkpoint (for ``files.atomic_write_all``, which
     commits several files as one unit)."""
-    from mlpcli.config import config_to_dict
+    from mlpcli.run.config import config_to_dict
 
     full_meta = {
         "format_version": FORMAT_VERSION,
@@ -409,7 +409,7 @@ def check_meta(path: Path, meta: dict, config) -> None:
 
 
 def _read_config(path: Path, meta: dict):
-    from mlpcli.config import config_from_dict
+    from mlpcli.run.config import config_from_dict
 
     if not isinstance(meta.get("config"), dict):
         raise _bad(path, "'meta' holds no config")

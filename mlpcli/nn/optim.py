@@ -40,8 +40,8 @@ import math
 
 import numpy as np
 
-from mlpcli import kernels
-from mlpcli.network import views
+from mlpcli.nn import kernels
+from mlpcli.nn.network import views
 from mlpcli.errors import CheckpointError, ConfigError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from mlpcli.errors import CheckpointError, MlpcliError
-from mlpcli.infer import as_probabilities
-from mlpcli.predict import SIDE, require
-from mlpcli.runs import atomic_write, read_metrics
+from mlpcli.nn.infer import as_probabilities
+from mlpcli.data.images import SIDE
+from mlpcli.errors import require
+from mlpcli.files import atomic_write
+from mlpcli.run.runs import read_metrics
 
 if TYPE_CHECKING:
-    from mlpcli.evaluate import EvalResult
+    from mlpcli.nn.evaluate import EvalResult
 
 DPI = 100
 CURVES_SIZE = (11.0, 4.2)  # inches: 1100×420 pixels at DPI
@@ -265,7 +267,7 @@ def weights_figure(W1: np.ndarray, units: int = N_WEIGHT_UNITS, title: str = "Fi
     image (scikit-learn's "Visualization of MLP weights on MNIST"): red positive, blue
     negative, each image on its own symmetric scale ±max|w| so that every unit's pattern shows.
     Inputs that are not 28×28 are drawn as ``sources.image_shape`` says (square, else one row)."""
-    from mlpcli.sources import image_shape
+    from mlpcli.data.sources import image_shape
 
     plt = pyplot()
     W1 = np.asarray(W1, dtype=np.float64)
@@ -289,7 +291,7 @@ def weights_figure(W1: np.ndarray, units: int = N_WEIGHT_UNITS, title: str = "Fi
 
 def plot_weights(checkpoint: str | Path, out: str | Path | None = None, units: int = N_WEIGHT_UNITS) -> Path:
     """Draw ``checkpoint``'s first-layer weights to ``out`` (default: weights.png beside it)."""
-    from mlpcli import checkpoint as ckpt_io
+    from mlpcli.run import checkpoint as ckpt_io
 
     pyplot()  # a missing extra fails before any work
     ckpt = ckpt_io.load(checkpoint)
@@ -308,8 +310,8 @@ AUGMENT_IMAGES, AUGMENT_DRAWS = 6, 5  # rows (training images) and distorted cop
 
 def augment_figure(X: np.ndarray, spec, rng: np.random.Generator, title: str = "Training images as augmented"):
     """A grid of training images (rows): the image as stored, then AUGMENT_DRAWS distortions of
-    it drawn by ``mlpcli.augment.augment`` with ``spec`` (a ``config.AugmentConfig``)."""
-    from mlpcli.augment import SIDE, augment
+    it drawn by ``mlpcli.data.augment.augment`` with ``spec`` (a ``config.AugmentConfig``)."""
+    from mlpcli.data.augment import SIDE, augment
 
     plt = pyplot()
     rows, cols = len(X), AUGMENT_DRAWS + 1
@@ -330,7 +332,7 @@ def augment_figure(X: np.ndarray, spec, rng: np.random.Generator, title: str = "
 def plot_augment(config, out: str | Path | None = None) -> Path:
     """Draw what ``config``'s ``data.augment`` does to AUGMENT_IMAGES of its training images
     (default: augment.png in the current folder); the draws are seeded by training.seed."""
-    from mlpcli.fetch import load_splits
+    from mlpcli.data.fetch import load_splits
 
     pyplot()  # a missing extra fails before any work
     out = Path(out) if out is not None else Path("augment.png")

@@ -46,8 +46,8 @@ from typing import Sequence
 
 import numpy as np
 
-from mlpcli import functions as F
-from mlpcli import kernels as K
+from mlpcli.nn import functions as F
+from mlpcli.nn import kernels as K
 from mlpcli.errors import ConfigError
 
 PREPROCESS = "scale01"

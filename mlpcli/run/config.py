@@ -3,9 +3,9 @@
 This module owns the frozen dataclasses (every default is the ``mnist`` preset's value), the
 sources (presets, YAML files, a Config or a dict, the environment, ``--data-dir``, ``--set``)
 and the validation rules. The generic machinery (YAML reading, layer merging, type checks,
-"did you mean" suggestions) is ``mlpcli.schema``; the choice lists come from the modules that
-own them (optimizers and schedules: ``mlpcli.optim``; inits: ``mlpcli.network``; activation,
-output and cost names: ``mlpcli.functions``).
+"did you mean" suggestions) is ``mlpcli.run.schema``; the choice lists come from the modules that
+own them (optimizers and schedules: ``mlpcli.nn.optim``; inits: ``mlpcli.nn.network``; activation,
+output and cost names: ``mlpcli.nn.functions``).
 
 A config is built in layers, each a (partial) nested mapping, later layers winning:
 
@@ -40,12 +40,12 @@ from typing import Any, Sequence
 
 import yaml
 
-from mlpcli import functions as F
-from mlpcli.data import FORMATS, PREPROCESSING
+from mlpcli.nn import functions as F
+from mlpcli.data.splits import FORMATS, PREPROCESSING
 from mlpcli.errors import ConfigError
-from mlpcli.network import INITS, per_hidden_layer
-from mlpcli.optim import OPTIMIZERS, SCHEDULES
-from mlpcli.schema import (
+from mlpcli.nn.network import INITS, per_hidden_layer
+from mlpcli.nn.optim import OPTIMIZERS, SCHEDULES
+from mlpcli.run.schema import (
     Checker,
     Dumper,
     Layers,

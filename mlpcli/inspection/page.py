@@ -9,9 +9,9 @@ any fetch. The data travel in one JSON ``<script type="application/json">`` bloc
 * up to ``--examples N`` test images (base64 uint8, 784 each) with their labels — the most
   confident mistakes first (at most half of them), then the first test images;
 * the header: data set, layers, test accuracy (computed here, through ``infer``), and the
-  preprocessing ``predict`` would use (``predict.resolve_mode``).
+  preprocessing ``predict`` would use (``images.resolve_mode``).
 
-The JavaScript repeats, for the page, what Python does: ``predict.to_ink`` and
+The JavaScript repeats, for the page, what Python does: ``images.to_ink`` and
 ``preprocess_digits``/``preprocess_none`` on the drawing, ``network.scale01`` and the forward
 pass of ``infer.probabilities``. ``window.mlpcli`` exposes ``classify(pixels)``, ``input()``
 and a few helpers for tests and teachers' scripts (see the README).
@@ -108,8 +108,8 @@ def load_test_set(ckpt) -> TestSet:
     """The checkpoint's test split if it is on disk and fits the network — nothing is
     downloaded: a page is written offline. Otherwise a TestSet with no images and a ``note``
     saying why."""
-    from mlpcli import data
-    from mlpcli.fetch import REGISTRY, load_splits
+    from mlpcli.data import splits as data
+    from mlpcli.data.fetch import REGISTRY, load_splits
 
     cfg = ckpt.config.data
     if cfg.path is None and cfg.dataset in REGISTRY:  # where load_splits would download
@@ -129,7 +129,7 @@ def load_test_set(ckpt) -> TestSet:
 
 def image_shape(n_inputs: int) -> tuple[int, int]:
     """(h, w) of a network's flat input: square when it can be (28×28 for 784), else one row."""
-    from mlpcli.sources import image_shape as shape_of
+    from mlpcli.data.sources import image_shape as shape_of
 
     return tuple(shape_of(int(n_inputs)))
 
@@ -137,7 +137,7 @@ def image_shape(n_inputs: int) -> tuple[int, int]:
 def choose_examples(y: np.ndarray, probs: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     """(indices, k): n test images to show — the k ≤ n/2 most confident mistakes first, the
     most confident first, then the first test images not already chosen, in order."""
-    from mlpcli.plot import most_confident_mistakes
+    from mlpcli.inspection.plot import most_confident_mistakes
 
     mistakes = most_confident_mistakes(y, probs, n // 2)
     rest = np.setdiff1d(np.arange(len(y)), mistakes, assume_unique=True)[: n - len(mistakes)]
@@ -167,7 +167,7 @@ def network_data(network) -> dict:
 
 def examples_data(network, test: TestSet, n: int | None) -> tuple[dict, float | None]:
     """(the page's "examples" entry, the test accuracy): n chosen test images with labels."""
-    from mlpcli.infer import probabilities
+    from mlpcli.nn.infer import probabilities
 
     count = check_examples(n, None if test.X is None else len(test.X))
     if test.X is None:
@@ -183,7 +183,8 @@ def examples_data(network, test: TestSet, n: int | None) -> tuple[dict, float | 
 def page_data(ckpt, mode: str, test: TestSet, examples: dict, accuracy: float | None) -> dict:
     """Everything the page shows, as one JSON-ready dict. Drawing is for 28×28 networks, and
     not offered for Fashion-MNIST unless ``mode`` is digits."""
-    from mlpcli.predict import SIDE, class_names_for
+    from mlpcli.data.images import SIDE
+    from mlpcli.inspection.predict import class_names_for
 
     dataset = ckpt.config.data.dataset
     n_in, k = ckpt.network.layers[0], ckpt.network.layers[-1]
@@ -208,7 +209,7 @@ def page_data(ckpt, mode: str, test: TestSet, examples: dict, accuracy: float | 
 
 
 def _asset(name: str) -> str:
-    return resources.files("mlpcli").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("mlpcli.inspection").joinpath(name).read_text(encoding="utf-8")
 
 
 def render(data: dict) -> str:
@@ -238,9 +239,9 @@ def write_page(checkpoint: str | Path, out: str | Path, examples: int | None = N
     ``examples``: how many test images to embed (None: 50, or the whole test set if smaller);
     ``mode``: the drawing's preprocessing, ``auto`` choosing as ``mlpcli predict`` does.
     A data set that is not on disk gives a page without examples and accuracy (``note``)."""
-    from mlpcli import checkpoint as ckpt_io
-    from mlpcli.predict import resolve_mode
-    from mlpcli.runs import atomic_write
+    from mlpcli.run import checkpoint as ckpt_io
+    from mlpcli.data.images import resolve_mode
+    from mlpcli.files import atomic_write
 
     check_examples(examples, None)
     ckpt = ckpt_io.load(checkpoint)

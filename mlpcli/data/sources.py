@@ -2,7 +2,7 @@
 
 Each reader returns one ``Part`` per split asked for (``"train"``, ``"test"``): uint8 pixels
 (N, h·w), integer labels (N,), the image size and, for image folders, the class names.
-``mlpcli.data.read_splits`` is the one entry point that picks a reader and builds the splits.
+``mlpcli.data.splits.read_splits`` is the one entry point that picks a reader and builds the splits.
 
 * **CSV** — one example per row: the label (the column named ``label``, else the first), then
   the pixels as whole numbers 0–255; a header row is optional (it is one when it holds a
@@ -12,8 +12,8 @@ Each reader returns one ``Part`` per split asked for (``"train"``, ``"test"``): 
   (N, h·w)). Each array's header is checked against the archive before any buffer is
   allocated; object arrays are refused and nothing is unpickled (``allow_pickle=False``).
 * **Image folders** — ``train/<class>/*`` and ``test/<class>/*``; classes are the sorted folder
-  names of ``train/``. Images are decoded by ``predict.load_image`` and turned into pixels by
-  ``predict.preprocess`` (``digits``) or kept at their own (common) size (``none``), so they
+  names of ``train/``. Images are decoded by ``images.load_image`` and turned into pixels by
+  ``images.preprocess`` (``digits``) or kept at their own (common) size (``none``), so they
   are the pixels ``mlpcli predict`` would show the network.
 
 Every problem is a ``DataError`` of one line naming the file and the line, key or image.
@@ -402,17 +402,17 @@ def _read_classes(folder: Path, names: tuple[str, ...], mode: str, size) -> Part
 
 def _pixels_of(path: Path, mode: str, size):
     """(uint8 pixels (h, w), the size every image must have) of one image file."""
-    from mlpcli import predict
+    from mlpcli.data import images
 
-    gray = predict.load_image(path)
+    gray = images.load_image(path)
     try:
         if mode == "digits":
-            return predict.preprocess(gray, "digits").reshape(predict.SIDE, predict.SIDE), size or (28, 28)
+            return images.preprocess(gray, "digits").reshape(images.SIDE, images.SIDE), size or (28, 28)
         if size is not None and gray.shape != tuple(size):
             raise DataError(f"is {gray.shape[0]}×{gray.shape[1]} pixels, but the images before it are "
                             f"{size[0]}×{size[1]}", "data.preprocess: none keeps each image's size, so all "
                             "must have one size; resize them, or use data.preprocess: digits")
-        ink = predict.to_ink(gray)
+        ink = images.to_ink(gray)
         return np.clip(ink, 0, 255).round().astype(np.uint8), tuple(gray.shape)
     except DataError as error:
         raise DataError(f"{path}: {error.message}", error.hint) from None

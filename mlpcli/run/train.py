@@ -38,17 +38,18 @@ from typing import Protocol
 
 import numpy as np
 
-from mlpcli import checkpoint, kernels
-from mlpcli import functions as F
-from mlpcli.augment import augment
-from mlpcli.config import config_to_dict, dump_yaml
+from mlpcli.run import checkpoint
+from mlpcli.nn import kernels
+from mlpcli.nn import functions as F
+from mlpcli.data.augment import augment
+from mlpcli.run.config import config_to_dict, dump_yaml
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
-from mlpcli.evaluate import evaluate
-from mlpcli.network import Network, dropout_masks, dropout_rates, scale01
-from mlpcli.optim import learning_rate, make_optimizer
-from mlpcli.runs import (BEST, CONFIG_FILE, LAST, METRICS_FILE, atomic_text, atomic_write_all,
-                         clean_temporaries, default_run_dir, metrics_text, read_metrics, shown,
-                         text_writer, write_metrics)
+from mlpcli.nn.evaluate import evaluate
+from mlpcli.nn.network import Network, dropout_masks, dropout_rates, scale01
+from mlpcli.nn.optim import learning_rate, make_optimizer
+from mlpcli.files import atomic_text, atomic_write_all, clean_temporaries, shown, text_writer
+from mlpcli.run.runs import (BEST, CONFIG_FILE, LAST, METRICS_FILE, default_run_dir, metrics_text,
+                             read_metrics, write_metrics)
 
 # Keys that say where things live, not what is trained: they may differ on --resume.
 LOCATION_KEYS = ("name", "data.dir", "data.path", "output.dir")

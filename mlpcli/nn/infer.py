@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from mlpcli.errors import DataError
-from mlpcli.network import Network, scale01
+from mlpcli.nn.network import Network, scale01
 
 BATCH_SIZE = 1000
 

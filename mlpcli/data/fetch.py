@@ -49,10 +49,10 @@ from tqdm import tqdm
 from urllib3.util.retry import Retry
 
 from mlpcli import __version__
-from mlpcli import data
-from mlpcli.data import find_file, is_gzip, looks_like_html, open_payload, read_idx
+from mlpcli.data import splits as data
+from mlpcli.data.splits import find_file, is_gzip, looks_like_html, open_payload, read_idx
 from mlpcli.errors import ConfigError, DataError, FetchError, Interrupted
-from mlpcli.runs import atomic_text
+from mlpcli.files import atomic_text
 
 # ---------------------------------------------------------------------------------------------
 # Registry (data, not code). Hashes and sizes are the official ones.

@@ -2,7 +2,7 @@
 
 ``read_splits(data_cfg, need=...)`` reads the source ``data.path`` names (or the registered
 data set's IDX folder under ``data.dir``): an IDX folder, read here; a CSV file or folder, a
-Keras-layout .npz or an image folder, read by ``mlpcli.sources``. Every source gives uint8
+Keras-layout .npz or an image folder, read by ``mlpcli.data.sources``. Every source gives uint8
 pixels (N, h·w) and labels 0..K-1, the same arrays for the same pixels, whatever the format.
 
 An IDX file (the format of MNIST, Fashion-MNIST and KMNIST) is a 4-byte magic number
@@ -29,7 +29,11 @@ from typing import BinaryIO, Sequence
 import numpy as np
 
 from mlpcli.errors import ConfigError, DataError
-from mlpcli.sources import Part, read_csv, read_image_folder, read_npz
+from mlpcli.files import shown
+from mlpcli.nn import functions as F
+from mlpcli.nn.gradcheck import random_batch
+from mlpcli.nn.network import scale01
+from mlpcli.data.sources import Part, read_csv, read_image_folder, read_npz
 
 # The four files every MNIST-format data set consists of (final names, gzip-compressed).
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
@@ -435,3 +439,32 @@ def names_for_network(splits: Splits, layers: Sequence[int], saved=None) -> tupl
     if saved is not None:
         return saved
     return splits.class_names if len(splits.class_names) == k else _class_names(splits.dataset, k)
+
+
+# --- a batch for gradcheck ---------------------------------------------------------------
+
+# Training images in each registered data set; n for the L2 term when the data is absent.
+TRAINING_IMAGES = 60000
+
+
+def gradcheck_batch(cfg, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """X, Y, n and a line saying where they came from: ``m`` rows of the configured training
+    split when its files are present (nothing is downloaded), else seeded random pixels and
+    labels. n is the size of the training split the config trains on."""
+
+    layers, output, cost = cfg.model.layers, cfg.model.output, cfg.cost
+    folder = dataset_folder(cfg.data)
+    if all(find_file(folder, name) is not None for name in FILES):
+        splits = read_splits(cfg.data)
+        rows = rng.choice(len(splits.y_train), size=min(m, len(splits.y_train)), replace=False)
+        X = scale01(splits.X_train[rows], np.float64)
+        Y = F.one_hot(splits.y_train[rows], layers[-1], dtype=np.float64)
+        where = f"{len(rows)} rows of the {splits.dataset} training split ({shown(folder)})"
+        return X, Y, len(splits.y_train), where
+    X, Y = random_batch(layers, output, cost, m, rng, pixels=True)
+    n = max(1, TRAINING_IMAGES - cfg.data.validation)
+    where = (
+        f"{m} seeded random rows (pixels uniform in [0, 1), random targets): no data in "
+        f"{shown(folder)} — run `mlpcli fetch` to check on real rows; n = {n} assumed"
+    )
+    return X, Y, n, where

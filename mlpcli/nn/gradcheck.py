@@ -25,9 +25,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from mlpcli import functions as F
-from mlpcli.network import Network, dropout_masks, dropout_rates, scale01
-from mlpcli.runs import shown
+from mlpcli.nn import functions as F
+from mlpcli.nn.network import Network, dropout_masks, dropout_rates
 
 ALL_LAYERS = (7, 5, 4, 3)
 # λ > 0 is checked with a small n so the L2 term (λ/n) W is as large as the data gradient
@@ -280,44 +279,18 @@ def check_all(
 
 # --- a configured network -------------------------------------------------------------------
 
-# Training images in each registered data set; n for the L2 term when the data is absent.
-TRAINING_IMAGES = 60000
-
-
-def config_batch(cfg, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, str]:
-    """X, Y, n and a line saying where they came from: ``m`` rows of the configured training
-    split when its files are present (nothing is downloaded), else seeded random pixels and
-    labels. n is the size of the training split the config trains on."""
-    from mlpcli import data
-
-    layers, output, cost = cfg.model.layers, cfg.model.output, cfg.cost
-    folder = data.dataset_folder(cfg.data)
-    if all(data.find_file(folder, name) is not None for name in data.FILES):
-        splits = data.read_splits(cfg.data)
-        rows = rng.choice(len(splits.y_train), size=min(m, len(splits.y_train)), replace=False)
-        X = scale01(splits.X_train[rows], np.float64)
-        Y = F.one_hot(splits.y_train[rows], layers[-1], dtype=np.float64)
-        where = f"{len(rows)} rows of the {splits.dataset} training split ({shown(folder)})"
-        return X, Y, len(splits.y_train), where
-    X, Y = random_batch(layers, output, cost, m, rng, pixels=True)
-    n = max(1, TRAINING_IMAGES - cfg.data.validation)
-    where = (
-        f"{m} seeded random rows (pixels uniform in [0, 1), random targets): no data in "
-        f"{shown(folder)} — run `mlpcli fetch` to check on real rows; n = {n} assumed"
-    )
-    return X, Y, n, where
-
-
 def check_config(
-    cfg, eps: float = 1e-6, params: int = 50, batch: int = 8, seed: int = 0
+    cfg, make_batch: Callable, eps: float = 1e-6, params: int = 50, batch: int = 8, seed: int = 0
 ) -> tuple[list[Row], list[str]]:
     """``check_network`` on the network a config describes, freshly initialized with ``seed``,
-    in float64 whatever ``training.dtype`` says. Returns the rows (one per parameter array,
-    labelled by layer) and lines that say what was checked."""
+    in float64 whatever ``training.dtype`` says, on the batch ``make_batch(cfg, batch, rng)``
+    returns as (X, Y, n, a line saying where it came from) — the data layer's
+    ``gradcheck_batch``, which reads the configured training split. Returns the rows (one per
+    parameter array, labelled by layer) and lines that say what was checked."""
     rng = np.random.default_rng(seed)
     model = cfg.model
     net = Network.from_config(cfg, rng, dtype=np.float64)
-    X, Y, n, where = config_batch(cfg, batch, rng)
+    X, Y, n, where = make_batch(cfg, batch, rng)
     lam = cfg.regularization.l2
     activations = ",".join(dict.fromkeys(net.activations)) or "no hidden layer"
     notes = [

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlpcli import functions as F
+from mlpcli.nn import functions as F
 
 # Elements per block of a blocked elementwise pass (the L2 term here, the update rules in
 # optim.py): a few float32 operand blocks of 32 Ki elements stay inside a 1 MiB L2 cache, so
