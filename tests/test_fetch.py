@@ -7,6 +7,7 @@ as the real ones; ``fault_server`` scripts HTTP failures per path.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import signal
@@ -263,6 +264,51 @@ def test_registry_pins_every_file():
     for spec in fetch.REGISTRY.values():
         assert tuple(f.name for f in spec.files) == FILES and spec.mirrors
         assert all(f.pinned and f.payload_size for f in spec.files)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_a_recompressed_copy_of_every_official_file_can_verify(name):
+    """Mirrors re-compress: each file pins its payload's SHA-256 beside the archive's, and the
+    exact payload size (16 + n·784 bytes of images, 8 + n of labels) that bounds decompression."""
+    sizes = dict(zip(FILES, (16 + 60000 * 784, 8 + 60000, 16 + 10000 * 784, 8 + 10000)))
+    for spec in fetch.REGISTRY[name].files:
+        assert len(spec.payload_sha256 or "") == 64, spec.name
+        assert spec.payload_size == sizes[spec.name]
+        assert len(spec.archive_sha256 or "") == 64 and spec.archive_size  # SHA-256, not MD5
+
+
+def recompressed(name: str, payload: bytes) -> bytes:
+    """``payload`` gzipped as the gzip tool does it: its file name in the header (so the archive
+    differs in size even when the bytes do not compress), another time stamp and level."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(name.removesuffix(".gz"), "wb", 1, buffer, mtime=99) as out:
+        out.write(payload)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("how", ["--from gz", "--from raw", "--mirror"])
+def test_cli_fetch_accepts_recompressed_files_of_another_size(idx_dataset, fault_server, tmp_path,
+                                                              how):
+    """The official archive's size and hash both fail (like a 9630634-byte copy of MNIST's
+    9912422-byte train-images); the payload hash verifies it, however it arrives."""
+    again = {name: recompressed(name, payload) for name, payload in idx_dataset.payloads.items()}
+    assert all(len(again[name]) != len(idx_dataset.archives[name]) for name in FILES)
+    source = tmp_path / "copies"
+    source.mkdir()
+    for name in FILES:
+        if how == "--from raw":
+            (source / name.removesuffix(".gz")).write_bytes(idx_dataset.payloads[name])
+        else:
+            (source / name).write_bytes(again[name])
+    where = fault_server.add("re/", again) if how == "--mirror" else str(source)
+    result = CliRunner().invoke(cli, ["fetch", "--dataset", "synthetic", how.split()[0], where,
+                                      "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("verified by payload SHA-256") == 4
+    assert "mismatch" not in result.output
+    splits = read_splits(DataConfig(dataset="synthetic", dir=str(tmp_path / "data"),
+                                    validation=0))
+    assert (splits.y_test == idx_dataset.arrays["test_labels"]).all()
 
 
 @pytest.mark.skipif(getattr(os, "geteuid", lambda: 1)() == 0, reason="root ignores file permissions")

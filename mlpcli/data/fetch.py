@@ -102,7 +102,8 @@ register(DatasetSpec("mnist", mirrors=(
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 ), files=(
-    FileSpec("train-images-idx3-ubyte.gz", _IMAGES_60K, None,
+    FileSpec("train-images-idx3-ubyte.gz", _IMAGES_60K,
+             "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
              "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
              "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9912422),
     FileSpec("train-labels-idx1-ubyte.gz", _LABELS_60K,
