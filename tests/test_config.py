@@ -348,10 +348,8 @@ def test_wrong_type_names_file_and_key(tmp_path, text, key, expected):
 
 OUT_OF_RANGE = [
     ("regularization: {l2: -0.1}\n", "regularization.l2", ">= 0"),
-    ("regularization: {l2: .nan}\n", "regularization.l2", ">= 0"),
     ("training: {learning_rate: 0}\n", "training.learning_rate", "> 0"),
     ("training: {learning_rate: -0.5}\n", "training.learning_rate", "> 0"),
-    ("training: {learning_rate: .inf}\n", "training.learning_rate", "> 0"),
     ("training: {batch_size: 0}\n", "training.batch_size", ">= 1"),
     ("training: {epochs: 0}\n", "training.epochs", ">= 1"),
     ("training: {momentum: 1.0}\n", "training.momentum", "[0, 1)"),
@@ -386,6 +384,58 @@ OUT_OF_RANGE = [
 def test_out_of_range_names_file_and_key(tmp_path, text, key, expected):
     err = str(error_of(write(tmp_path, text)))
     assert f"exp.yaml: {key} " in err and expected in err
+
+
+def float_keys(cls=Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the config whose type admits a float (lists of floats included)."""
+    from mlpcli.run import schema
+
+    keys = []
+    for name, hint in schema.hints(cls).items():
+        sub, _ = schema.section_type(hint)
+        if sub is not None:
+            keys += float_keys(sub, f"{prefix}{name}.")
+        elif "float" in str(hint):
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def nested(key: str, value) -> dict:
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def test_the_float_keys_are_found():
+    keys = float_keys()
+    assert {"regularization.l2", "training.learning_rate", "training.momentum",
+            "training.adam.beta1", "training.adam.beta2", "training.adam.eps",
+            "training.schedule.factor", "model.dropout", "data.augment.rotate",
+            "data.augment.scale", "data.augment.shear", "data.augment.elastic.alpha",
+            "data.augment.elastic.sigma"} <= set(keys)
+
+
+@pytest.mark.parametrize("key", float_keys())
+@pytest.mark.parametrize("special", [".inf", "-.inf", ".nan", "+.INF", "1e999", "-1e999"])
+def test_every_float_key_refuses_infinity_and_nan(tmp_path, key, special):
+    """.inf passes every `>= low` check and .nan every `not ...` one: the type check itself
+    refuses them, naming the key and the file (or the --set)."""
+    path = write(tmp_path, yaml.safe_dump(nested(key, "SPECIAL")).replace("SPECIAL", special))
+    err = error_of(path)
+    assert str(err).startswith(f"{path}: {key} must be a finite number, got ")
+    assert ".inf or .nan" in err.hint and "\n" not in str(err)
+    err = error_of(None, [f"{key}={special}"])
+    assert str(err).startswith(f"--set {key}={special}: {key} must be a finite number")
+
+
+def test_a_list_of_floats_refuses_a_nan_in_it():
+    err = error_of(None, ["model.layers=[784,30,30,10]", "model.dropout=[0.1, .nan]"])
+    assert "model.dropout must be finite numbers, got [0.1, .nan]" in str(err)
+
+
+def test_a_float_key_refuses_an_integer_too_large_for_a_float():
+    err = error_of(None, ["regularization.l2=" + "9" * 400])
+    assert "regularization.l2 must be a finite number, got <an integer of about 400" in str(err)
 
 
 UNKNOWN_NAMES = [
@@ -628,6 +678,21 @@ def test_config_error_on_the_command_line_is_one_line_exit_2(tmp_path):
     assert result.exit_code == 2
     assert f"Error: {path}: training.learning_rate must be > 0" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("how", ["file", "--set"])
+def test_train_with_an_infinite_l2_exits_2_naming_key_and_file_and_writes_nothing(tmp_path, how):
+    path = write(tmp_path, "regularization: {l2: .inf}\n", "bad.yaml")
+    args = ["--config", str(path)] if how == "file" else ["--set", "regularization.l2=.nan"]
+    before = sorted(tmp_path.rglob("*"))
+    proc = subprocess.run([sys.executable, "-m", "mlpcli", "train", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    where = str(path) if how == "file" else "--set regularization.l2=.nan"
+    value = ".inf" if how == "file" else ".nan"
+    assert proc.stderr == (f"Error: {where}: regularization.l2 must be a finite number, got "
+                           f"{value} — no key takes .inf or .nan: write an ordinary number\n")
+    assert sorted(tmp_path.rglob("*")) == before  # no run folder, no data fetched
 
 
 def test_print_config_prints_what_load_config_resolves(tmp_path):

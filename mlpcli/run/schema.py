@@ -11,7 +11,8 @@ import ``mlpcli.run.config``, which owns the dataclasses, the defaults and the v
   merged (unknown keys with a "did you mean", wrong types), remembering which layer set each
   key last so that later errors can name it (``Layers.where``);
 * ``build`` / ``convert`` — the merged mapping → dataclass instances (lists → tuples, ints →
-  floats where a float is declared); ``plain`` — the reverse, for YAML and JSON;
+  floats where a float is declared; a float must be finite: no key means anything with
+  .inf or .nan, and they would slip past range checks); ``plain`` — the reverse;
 * ``Checker`` — range and choice checks of a built config whose errors name the key and the
   layer that set it;
 * ``describe``, ``show``, ``shorten``, ``quoted``, ``mismatch_hint``, ``hints``,
@@ -263,6 +264,11 @@ class Layers:
             else:
                 try:
                     convert(known[key], value)
+                except NotFinite:
+                    what = "finite numbers" if isinstance(value, list) else "a finite number"
+                    raise ConfigError(f"{label}: {path} must be {what}, got {show(value)}",
+                                      "no key takes .inf or .nan: write an ordinary number"
+                                      ) from None
                 except Mismatch:
                     raise ConfigError(
                         f"{label}: {path} must be {describe(known[key])}, got {show(value)}",
@@ -287,16 +293,25 @@ class Mismatch(Exception):
     """A value that does not fit a type hint (``convert``)."""
 
 
+class NotFinite(Mismatch):
+    """A number where a float is declared, but infinite or NaN (or an integer too large to be a
+    float): no key of a config means anything with it, so every float key refuses it here."""
+
+
 def convert(hint, value):
-    """``value`` as type ``hint`` (lists → tuples, ints → floats), or raise Mismatch."""
+    """``value`` as type ``hint`` (lists → tuples, ints → floats), or raise Mismatch (NotFinite
+    for .inf, -.inf, .nan where a float is declared)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
+        not_finite = False
         for option in typing.get_args(hint):
             try:
                 return convert(option, value)
+            except NotFinite:
+                not_finite = True
             except Mismatch:
                 pass
-        raise Mismatch
+        raise NotFinite if not_finite else Mismatch
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise Mismatch
@@ -309,7 +324,13 @@ def convert(hint, value):
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of more than 308 digits
+            raise NotFinite from None
+        if not math.isfinite(number):
+            raise NotFinite
+        return number
     if hint is str and isinstance(value, str):
         return value
     raise Mismatch
