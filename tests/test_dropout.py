@@ -107,7 +107,8 @@ def test_all_kept_masks_change_nothing():
 def test_gradcheck_passes_with_a_fixed_mask(activation, lam):
     net, X, Y, masks = small_network(activation)
     assert all((masks[l] == 0).any() for l in (1, 2))  # some units really are dropped
-    rows = gradcheck.check_network(net, X, Y, lam, 20, masks=masks, params=200)
+    rows = gradcheck.check_network(net, X, Y, lam, 20,
+                                   options=gradcheck.CheckOptions(params=200, masks=masks))
     assert worst(rows) < 1e-7
 
 
@@ -120,7 +121,8 @@ def test_gradcheck_fails_when_backward_ignores_the_mask(activation, monkeypatch)
         return backward(self, Z, A, Y)  # forward used the mask, backward forgets it
 
     monkeypatch.setattr(Network, "backward", backward_without_mask)
-    assert worst(gradcheck.check_network(net, X, Y, 0.0, 20, masks=masks, params=200)) > 1e-2
+    options = gradcheck.CheckOptions(params=200, masks=masks)
+    assert worst(gradcheck.check_network(net, X, Y, 0.0, 20, options=options)) > 1e-2
 
 
 def backward_with_masked_derivative(net, Z, A, Y, masks):
@@ -144,7 +146,8 @@ def test_derivative_needs_the_unmasked_activation(activation, wrong):
     tempting = backward_with_masked_derivative(net, Z, A, Y, masks)
     differs = not np.allclose(tempting[1], right[1], rtol=1e-6, atol=1e-12)
     assert differs == wrong
-    rows = gradcheck.check_network(net, X, Y, 0.0, 20, masks=masks, params=200)
+    rows = gradcheck.check_network(net, X, Y, 0.0, 20,
+                                   options=gradcheck.CheckOptions(params=200, masks=masks))
     assert worst(rows) < 1e-7
 
 

@@ -93,7 +93,8 @@ def test_avoid_kinks_moves_zero_pre_activations_off_the_kink():
 def test_check_network_leaves_the_network_alone_and_checks_every_array():
     net, X, Y = sigmoid_problem()
     before = {k: v.copy() for k, v in net.parameters().items()}
-    rows = gradcheck.check_network(net, X, Y, 5.0, 20, params=3, rng=np.random.default_rng(0))
+    rows = gradcheck.check_network(net, X, Y, 5.0, 20, np.random.default_rng(0),
+                                     gradcheck.CheckOptions(params=3))
     for name, value in net.parameters().items():
         np.testing.assert_array_equal(value, before[name])
     assert [(r.parameter, r.checked, r.size) for r in rows] == [
@@ -138,8 +139,9 @@ def test_gradcheck_all_fails_exactly_the_combinations_with_sigmoid_hidden_layers
 def test_float32_with_eps_1e_5_cannot_check_backprop():
     """Why gradcheck runs in float64: in float32 the central difference is round-off."""
     net, X, Y = sigmoid_problem()
-    rows32 = gradcheck.check_network(net, X, Y, 0.0, 20, eps=1e-5, dtype=np.float32)
-    rows64 = gradcheck.check_network(net, X, Y, 0.0, 20, eps=1e-5)
+    rows32 = gradcheck.check_network(net, X, Y, 0.0, 20,
+                                     options=gradcheck.CheckOptions(1e-5, dtype=np.float32))
+    rows64 = gradcheck.check_network(net, X, Y, 0.0, 20, options=gradcheck.CheckOptions(1e-5))
     assert worst(rows32).relative_difference > TOL
     assert worst(rows64).relative_difference < TOL
 
@@ -285,3 +287,77 @@ def test_help_has_examples():
     result = CliRunner().invoke(cli, ["gradcheck", "--help"])
     assert result.exit_code == 0
     assert "mlpcli gradcheck --all" in result.output and "mlpcli gradcheck --config" in result.output
+
+
+# --- the configured network must fit the configured data ---------------------------------------
+
+
+@pytest.mark.parametrize("layers, expected", [
+    ("[100,30,10]", "model.layers starts at 100, but the input layer must equal the data's "
+                    "pixels: 784 (28×28) — use --set model.layers=[784,30,10]"),
+    ("[784,30,5]", "model.layers ends at 5, but the output layer must equal the data's "
+                   "classes: 10 — use --set model.layers=[784,30,10]"),
+    ("[784,30,20,12]", "model.layers ends at 12, but the output layer must equal the data's "
+                       "classes: 10 — use --set model.layers=[784,30,20,10]"),
+])
+def test_layers_that_do_not_fit_the_data_on_disk_exit_2_in_one_line(no_data, idx_dataset,
+                                                                      layers, expected):
+    folder = idx_dataset.write(no_data / "idx")
+    result = CliRunner().invoke(cli, ["gradcheck", "--set", f"data.path={folder}",
+                                      "--set", "data.validation=10",
+                                      "--set", f"model.layers={layers}"])
+    assert result.exit_code == 2, result.output
+    assert result.output == f"Error: {expected}\n"  # one line, no traceback, nothing checked
+
+
+def test_without_data_random_rows_are_as_wide_as_the_configured_input_layer(no_data):
+    result = CliRunner().invoke(cli, ["gradcheck", "--set", f"data.path={no_data / 'absent'}",
+                                      "--set", "model.layers=[100,30,10]", "--params", "5000"])
+    assert result.exit_code == 0, result.output
+    assert "100 → 30 → 10" in result.output and "seeded random rows" in result.output
+    assert "3000/3000" in result.output  # W1: 30 × 100, every entry checked
+    assert result.output.splitlines()[-1].startswith("gradcheck passed:")
+
+
+def test_a_data_path_that_is_not_idx_is_read_and_checked_against_the_layers(no_data):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (30, 8, 8), np.uint8), np.arange(30, dtype=np.uint8) % 3
+    path = no_data / "small.npz"
+    np.savez(path, x_train=images, y_train=labels, x_test=images[:6], y_test=labels[:6])
+    base = ["gradcheck", "--set", f"data.path={path}", "--set", "data.validation=5"]
+    ok = CliRunner().invoke(cli, [*base, "--set", "model.layers=[64,8,3]"])
+    assert ok.exit_code == 0, ok.output
+    assert "8 rows of the small.npz training split" in ok.output and "n = 25" in ok.output
+    bad = CliRunner().invoke(cli, [*base, *SMALL])
+    assert bad.exit_code == 2
+    assert bad.output.startswith("Error: model.layers starts at 784, but the input layer must "
+                                 "equal the data's pixels: 64 (8×8) — use --set model.layers=[64,16,3]")
+
+
+# --- gradcheck.py stays readable ----------------------------------------------------------------
+
+
+def test_gradcheck_functions_take_at_most_seven_parameters():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(gradcheck))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            args = node.args
+            n = len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
+            assert n <= 7, f"{node.name} has {n} parameters"
+    assert list(inspect.signature(gradcheck.check_network).parameters) == [
+        "net", "X", "Y", "lam", "n", "rng", "options"]
+
+
+def test_check_options_say_how_and_are_frozen():
+    options = gradcheck.CheckOptions()
+    assert (options.eps, options.params, options.label, options.masks, options.dtype) == (
+        1e-6, 50, None, None, np.float64)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.eps = 1e-3
+    net, X, Y = sigmoid_problem()
+    rows = gradcheck.check_network(net, X, Y, 0.0, 20, options=gradcheck.CheckOptions(
+        params=2, label="mine"))
+    assert {row.label for row in rows} == {"mine"} and all(row.checked <= 2 for row in rows)

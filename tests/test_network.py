@@ -35,7 +35,7 @@ def test_backward_matches_finite_differences_for_every_combination(activation, o
     layers = (7, 5, 4, 3)
     net = Network.create(layers, activation, output, cost, "xavier", rng, np.float64)
     X, Y = batch_for(layers, output, cost, 8, rng)
-    rows = gradcheck.check_network(net, X, Y, lam, 20, params=10**6, rng=rng)
+    rows = gradcheck.check_network(net, X, Y, lam, 20, rng, gradcheck.CheckOptions(params=10**6))
     assert [r.parameter for r in rows] == ["W1", "b1", "W2", "b2", "W3", "b3"]
     assert all(r.checked == r.size for r in rows)  # every entry of every array
     assert worst(rows).relative_difference < TOL, worst(rows)
@@ -49,7 +49,8 @@ def test_backward_matches_finite_differences_with_mixed_hidden_activations(outpu
     assert net.activations == list(activations)
     X, Y = batch_for(layers, output, cost, 8, rng)
     for lam in (0.0, 5.0):
-        assert worst(gradcheck.check_network(net, X, Y, lam, 20, params=10**6, rng=rng)).relative_difference < TOL
+        rows = gradcheck.check_network(net, X, Y, lam, 20, rng, gradcheck.CheckOptions(params=10**6))
+        assert worst(rows).relative_difference < TOL
 
 
 def sparse_pixels(m: int, rng) -> np.ndarray:
@@ -69,7 +70,7 @@ def test_backward_matches_finite_differences_on_a_wide_net_with_sparse_inputs(ac
     net = Network.create((784, 100, 10), activation, output, cost, init, rng, np.float64)
     X = sparse_pixels(8, rng)
     Y = F.one_hot(rng.integers(0, 10, 8), 10, dtype=np.float64)
-    rows = gradcheck.check_network(net, X, Y, 5.0, 50000, params=50, rng=rng)
+    rows = gradcheck.check_network(net, X, Y, 5.0, 50000, rng, gradcheck.CheckOptions(params=50))
     assert [r.checked for r in rows] == [50, 50, 50, 10]
     assert worst(rows).relative_difference < TOL, worst(rows)
 
@@ -122,7 +123,8 @@ def test_backward_matches_finite_differences_for_random_shapes(p):
     assume(all(np.linalg.norm(g) == 0 or np.linalg.norm(g) > 1e-3 for g in dW[1:] + db[1:]))
     assume(np.abs(Z[-1]).max() < 5)
 
-    rows = gradcheck.check_network(net, X, Y, p["lam"], p["n"], eps=EPS, params=10**6, rng=rng)
+    rows = gradcheck.check_network(net, X, Y, p["lam"], p["n"], rng,
+                                     gradcheck.CheckOptions(EPS, params=10**6))
     assert len(rows) == 2 * (len(p["layers"]) - 1)
     assert worst(rows).relative_difference < TOL, worst(rows)
 

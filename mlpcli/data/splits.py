@@ -447,15 +447,40 @@ def names_for_network(splits: Splits, layers: Sequence[int], saved=None) -> tupl
 TRAINING_IMAGES = 60000
 
 
+def check_layers(splits: Splits, layers: Sequence[int]) -> None:
+    """A config's network must fit the data it trains or is checked on: the input layer takes
+    the images' h·w pixels and the output layer has one unit per class. A ConfigError (exit 2)
+    says which end differs and the layers that would fit."""
+    width, k = splits.X_train.shape[1], splits.n_classes
+    h, w = splits.image_shape
+    right = "use --set model.layers=[" + ",".join(map(str, (width, *layers[1:-1], k))) + "]"
+    if width != layers[0]:
+        raise ConfigError(f"model.layers starts at {layers[0]}, but the input layer must equal the "
+                          f"data's pixels: {width} ({h}×{w})", right)
+    if layers[-1] != k:
+        raise ConfigError(f"model.layers ends at {layers[-1]}, but the output layer must equal the "
+                          f"data's classes: {k}", right)
+
+
+def _on_disk(data_cfg) -> bool:
+    """Whether the configured data is there to read (an IDX folder: all four files)."""
+    fmt, path = source_of(data_cfg)
+    if fmt == "idx":
+        return all(find_file(path, name) is not None for name in FILES)
+    return path.exists()
+
+
 def gradcheck_batch(cfg, m: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int, str]:
     """X, Y, n and a line saying where they came from: ``m`` rows of the configured training
-    split when its files are present (nothing is downloaded), else seeded random pixels and
-    labels. n is the size of the training split the config trains on."""
+    split when its files are present (nothing is downloaded; the network must fit them, see
+    ``check_layers``), else seeded random pixels and labels as wide as the configured layers.
+    n is the size of the training split the config trains on."""
 
     layers, output, cost = cfg.model.layers, cfg.model.output, cfg.cost
     folder = dataset_folder(cfg.data)
-    if all(find_file(folder, name) is not None for name in FILES):
-        splits = read_splits(cfg.data)
+    if _on_disk(cfg.data):
+        splits = read_splits(cfg.data, need=("train",))
+        check_layers(splits, layers)
         rows = rng.choice(len(splits.y_train), size=min(m, len(splits.y_train)), replace=False)
         X = scale01(splits.X_train[rows], np.float64)
         Y = F.one_hot(splits.y_train[rows], layers[-1], dtype=np.float64)

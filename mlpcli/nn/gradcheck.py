@@ -14,8 +14,9 @@ dominated by round-off even in float64 and would fail a correct backprop, while 
 Nielsen) moves the whole array and gives about 1e-1.
 
 Small, separate pieces: ``numerical_gradient``, ``relative_difference``, ``sample_indices``,
-``avoid_kinks``; ``check_network`` puts them together for one network and batch and returns
-one ``Row`` per parameter array; ``check_all`` runs it on every valid combination.
+``avoid_kinks``; ``check_network`` puts them together for one network and batch (how: a
+``CheckOptions``) and returns one ``Row`` per parameter array; ``check_all`` runs it on every
+valid combination, ``check_config`` on the network a config describes.
 """
 
 from __future__ import annotations
@@ -138,32 +139,40 @@ def avoid_kinks(net: Network, forward: Callable[[], tuple], margin: float = KINK
 # --- one network ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CheckOptions:
+    """How ``check_network`` compares: the step ``eps``; ``params`` entries per array (all when
+    the array is smaller); the rows' ``label`` (None: each row's layer number); ``masks`` (from
+    ``network.dropout_masks``): dropout with ONE fixed mask per hidden layer, passed to forward
+    and backward, so that J is a deterministic function of the parameters again and finite
+    differences apply; ``dtype`` of the copy checked (float64; another only to show why not)."""
+
+    eps: float = 1e-6
+    params: int = 50
+    label: str | None = None
+    masks: Sequence[np.ndarray | None] | None = None
+    dtype: type = np.float64
+
+
 def check_network(
     net: Network,
     X: np.ndarray,
     Y: np.ndarray,
     lam: float,
     n: int,
-    eps: float = 1e-6,
-    params: int = 50,
     rng: np.random.Generator | None = None,
-    *,
-    label: str | None = None,
-    masks: list | None = None,
-    dtype=np.float64,
+    options: CheckOptions = CheckOptions(),
 ) -> list[Row]:
-    """Compare ``backward`` with central differences on every parameter array of ``net``.
+    """Compare ``backward`` with central differences on every parameter array of ``net``, for
+    the objective with L2 weight ``lam`` over ``n`` training examples, on the batch (X, Y).
 
-    The check runs on a copy cast to ``dtype`` (float64; another dtype only to show why not),
-    so ``net`` itself is never changed. ``params`` entries per array are checked (all when
-    the array is smaller), chosen with ``rng``. Rows are labelled ``label``, or by layer
-    number when it is None. ``masks`` (from ``network.dropout_masks``): dropout with ONE
-    fixed mask per hidden layer, passed to forward and backward, so that J is a
-    deterministic function of the parameters again and finite differences apply.
+    The check runs on a copy cast to ``options.dtype``, so ``net`` itself is never changed.
+    The entries checked are drawn with ``rng``. One ``Row`` per parameter array.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
-    net = net.astype(dtype)  # a copy: the kink-avoiding nudges must not touch the caller's
-    X, Y = np.asarray(X, dtype=dtype), np.asarray(Y, dtype=dtype)
+    eps, masks = options.eps, options.masks
+    net = net.astype(options.dtype)  # a copy: the kink-avoiding nudges must not touch the caller's
+    X, Y = np.asarray(X, dtype=options.dtype), np.asarray(Y, dtype=options.dtype)
     kwargs = {} if masks is None else {"masks": masks}
 
     def forward():
@@ -178,13 +187,13 @@ def check_network(
     rows = []
     for l in range(1, net.L + 1):
         for name, x, grad in ((f"W{l}", net.W[l], dW[l]), (f"b{l}", net.b[l], db[l])):
-            indices = sample_indices(x.size, params, rng)
+            indices = sample_indices(x.size, options.params, rng)
             analytic = np.asarray(grad, dtype=np.float64).reshape(-1)[indices]
             numeric = numerical_gradient(objective, x, indices, eps)
             error = np.abs(analytic - numeric)
             rows.append(
                 Row(
-                    label=str(l) if label is None else label,
+                    label=str(l) if options.label is None else options.label,
                     parameter=name,
                     checked=len(indices),
                     size=x.size,
@@ -272,7 +281,7 @@ def check_all(
             net = Network.create(layers, activation, output, cost, "xavier", rng, np.float64)
             X, Y = random_batch(layers, output, cost, batch, rng)
             rows += check_network(
-                net, X, Y, lam, n, eps, params, rng, label=f"{label}, λ={lam:g}"
+                net, X, Y, lam, n, rng, CheckOptions(eps, params, label=f"{label}, λ={lam:g}")
             )
     return rows
 
@@ -307,7 +316,7 @@ def check_config(
             + ", ".join(f"{r:g}" for r in rates)
             + "), so J is a deterministic function of the weights"
         )
-    return check_network(net, X, Y, lam, n, eps, params, rng, masks=masks), notes
+    return check_network(net, X, Y, lam, n, rng, CheckOptions(eps, params, masks=masks)), notes
 
 
 # --- reporting ----------------------------------------------------------------------------
