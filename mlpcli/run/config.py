@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
@@ -50,6 +50,7 @@ from mlpcli.run.schema import (
     Dumper,
     Layers,
     did_you_mean,
+    key,
     load_yaml,
     parse_override,
     plain,
@@ -91,38 +92,57 @@ MEMORY_FALLBACK = 64 * 2**30  # bytes assumed where the physical memory cannot b
 
 @dataclass(frozen=True)
 class ElasticConfig:
-    alpha: float = 34.0  # scale of the displacement field, pixels (Simard et al. 2003)
-    sigma: float = 4.0  # width of the Gaussian that smooths it, pixels
+    alpha: float = key(34.0, help="A: how far, in pixels, the smoothed random field moves each pixel "
+                       "(Simard et al. 2003)")
+    sigma: float = key(4.0, help="S: the width, in pixels, of the Gaussian that smooths the field (> 0)")
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    shift: int = 2  # random translation of each training image by up to ±shift pixels
-    flip: bool = False  # random horizontal flips (only where labels survive a mirror image)
-    rotate: float = 15.0  # random rotation by up to ±rotate degrees (bilinear resampling)
-    scale: float = 0.15  # random scaling by a factor in [1 − scale, 1 + scale]
-    shear: float = 0.0  # random shear by up to ±shear degrees
-    elastic: ElasticConfig | None = field(default_factory=ElasticConfig)  # elastic distortion (a smoothed random field); null = off
+    shift: int = key(2, help="training images are shifted by a random whole number of pixels in −shift…shift "
+                     "along each axis (zero fill); with rotate, scale, shear or elastic on, a continuous "
+                     "translation; 0 = off; less than 28")
+    flip: bool = key(False, help="random horizontal flips of training images; refused for mnist and kmnist, "
+                     "whose characters do not survive a mirror image")
+    rotate: float = key(15.0, help="random rotation of each training image by up to ±rotate degrees "
+                        "(bilinear resampling, zero outside); in [0, 180]")
+    scale: float = key(0.15, help="random scaling by a factor in [1 − scale, 1 + scale]; in [0, 0.9]")
+    shear: float = key(0.0, help="random shear by up to ±shear degrees; in [0, 60]")
+    elastic: ElasticConfig | None = key(
+        factory=ElasticConfig, help="Simard et al.'s elastic distortion: per image a field of U(−1, 1) "
+        "displacements, smoothed by a Gaussian of sigma pixels and scaled by alpha pixels; null = off")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "mnist"
-    dir: str = "data"
-    path: str | None = None
-    format: str | None = None  # what data.path holds: idx | csv | npz | images; None: recognized
-    preprocess: str = "digits"  # image folders: digits (MNIST's recipe, 28×28) | none (as they are)
-    validation: int = 10000
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    dataset: str = key("mnist", help="which registered data set to load (and fetch when missing): mnist, "
+                       "fashion-mnist or kmnist")
+    dir: str = key("data", help="the folder holding <dataset>/ with the four IDX files; the environment "
+                   "variable MLPCLI_DATA_DIR (or --data-dir) sets it")
+    path: str | None = key(None, help="your own data instead of dir/<dataset>: an IDX folder, a CSV file or "
+                           "folder, a .npz or an image folder; never fetched")
+    format: str | None = key(None, help="what data.path holds: idx, csv, npz or images; null: recognized "
+                             "from the path")
+    preprocess: str = key("digits", help="image folders: digits (MNIST's recipe, 28×28, as predict uses) or "
+                          "none (the images as they are, all of one size)")
+    validation: int = key(10000, help="examples held out from the END of the training set for validation; "
+                          "0 = none (then no best.npz, and early_stopping is an error)")
+    augment: AugmentConfig = key(factory=AugmentConfig, help="random distortions of the training images, "
+                                 "drawn afresh every epoch (28×28 images only)")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    layers: tuple[int, ...] = (784, 800, 800, 10)
-    activation: str | tuple[str, ...] = "relu"
-    output: str = "softmax"
-    init: str = "he"
-    dropout: float | tuple[float, ...] = 0.0
+    layers: tuple[int, ...] = key((784, 800, 800, 10), help="neurons per layer, input first; a registered "
+                                  "data set needs 784 (28×28 pixels) in and 10 (classes) out")
+    activation: str | tuple[str, ...] = key("relu", help="hidden-layer activation: sigmoid, tanh, relu, "
+                                            "leaky_relu or identity; or a list, one per hidden layer")
+    output: str = key("softmax", help="output layer: softmax, sigmoid or identity")
+    init: str = key("he", help="weight initialization: normal (N(0, 1), as in 3Blue1Brown's "
+                    "\"Backpropagation calculus\"), nielsen (N(0, 1/n_in)), xavier or he")
+    dropout: float | tuple[float, ...] = key(0.0, help="inverted-dropout rate of the hidden layers in [0, 1), "
+                                             "one for all or a list with one per hidden layer; 0 = off; "
+                                             "training only")
 
     def hidden_activations(self) -> tuple[str, ...]:
         """One activation name per hidden layer."""
@@ -135,58 +155,71 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class RegularizationConfig:
-    l2: float = 1.0  # λ in J = (1/m) Σ c + (λ/2n) Σ‖W‖², n = examples trained on
+    l2: float = key(1.0, help="λ ≥ 0 in J = (1/m) Σ_batch c + (λ/2n) Σ_l ‖W[l]‖², m the batch size and n "
+                    "the number of examples trained on (after the validation hold-out); biases are not "
+                    "regularized. Nielsen's chapter-3 convention: his λ = 5.0 means the same here")
 
 
 @dataclass(frozen=True)
 class AdamConfig:
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
+    beta1: float = key(0.9, help="Adam's first-moment decay, in [0, 1)")
+    beta2: float = key(0.999, help="Adam's second-moment decay, in [0, 1)")
+    eps: float = key(1e-8, help="Adam's denominator guard (> 0)")
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    name: str = "cosine"
-    step_every: int = 10
-    factor: float = 0.5
-    warmup_epochs: int = 0
+    name: str = key("cosine", help="learning-rate schedule: constant, step (× factor every step_every "
+                    "epochs) or cosine (half a cosine from the learning rate towards 0 over the run)")
+    step_every: int = key(10, help="epochs between steps of the step schedule (≥ 1)")
+    factor: float = key(0.5, help="multiplier of the step schedule, in (0, 1]")
+    warmup_epochs: int = key(0, help="epochs of linear warm-up before the schedule (≥ 0)")
 
 
 @dataclass(frozen=True)
 class EarlyStoppingConfig:
-    patience: int = 10
-    metric: str = "val_accuracy"
+    patience: int = key(10, help="stop after this many epochs without improvement (≥ 1)")
+    metric: str = key("val_accuracy", help="what must improve: val_accuracy or val_loss")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = 300
-    batch_size: int = 128
-    learning_rate: float = 0.05
-    optimizer: str = "nesterov"
-    momentum: float = 0.9
-    adam: AdamConfig = field(default_factory=AdamConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    early_stopping: EarlyStoppingConfig | None = None
-    seed: int = 0
-    dtype: str = "float32"
+    epochs: int = key(300, help="passes over the training set (≥ 1)")
+    batch_size: int = key(128, help="examples per mini-batch (≥ 1)")
+    learning_rate: float = key(0.05, help="step size (> 0); the schedule scales it per epoch")
+    optimizer: str = key("nesterov", help="sgd, momentum, nesterov or adam")
+    momentum: float = key(0.9, help="momentum coefficient in [0, 1) of momentum and nesterov")
+    adam: AdamConfig = key(factory=AdamConfig, help="Adam's constants")
+    schedule: ScheduleConfig = key(factory=ScheduleConfig, help="how the learning rate changes from epoch "
+                                   "to epoch")
+    early_stopping: EarlyStoppingConfig | None = key(None, help="null = off; setting any of its keys turns "
+                                                     "it on, with the others at their defaults")
+    seed: int = key(0, help="seeds initialization, shuffling, dropout and augmentation (≥ 0): same config "
+                    "and seed, same weights on the same machine and BLAS build")
+    dtype: str = key("float32", help="float32 or float64 for training (gradcheck always uses float64)")
 
 
 @dataclass(frozen=True)
 class OutputConfig:
-    dir: str | None = None  # None: runs/<config name>-<YYYYmmdd-HHMMSS>
+    dir: str | None = key(None, help="the run folder; null = runs/<name>-<YYYYmmdd-HHMMSS>")
 
 
 @dataclass(frozen=True)
 class Config:
-    name: str = DEFAULT_NAME
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    cost: str = "log_likelihood"
-    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
+    """A resolved mlpcli config: frozen dataclasses, one per section, whose defaults are the
+    ``mnist`` preset. Build one with ``load_config``; ``config_to_dict`` and ``dump_yaml``
+    write it out. Every key, with its default and meaning, is in the configuration reference."""
+
+    name: str = key(DEFAULT_NAME, help="names the run folder runs/<name>-<timestamp>; a plain name, no /. "
+                    "Default: the preset's name or the config file's stem")
+    data: DataConfig = key(factory=DataConfig, help="where the examples come from and how they are "
+                           "held out and distorted")
+    model: ModelConfig = key(factory=ModelConfig, help="the network")
+    cost: str = key("log_likelihood", help="per-example cost c: quadratic (Σ_j (y_j − a_j)², no ½), "
+                    "cross_entropy (sigmoid output only) or log_likelihood (−ln a_y; softmax output only)")
+    regularization: RegularizationConfig = key(factory=RegularizationConfig, help="the L2 penalty")
+    training: TrainingConfig = key(factory=TrainingConfig, help="the optimization")
+    output: OutputConfig = key(factory=OutputConfig, help="where the run is written")
 
 
 # --- public functions ---------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import ``mlpcli.run.config``, which owns the dataclasses, the defaults and the v
   ``section_type``, ``all_keys``, ``did_you_mean``, ``suggest_key`` — the helpers behind those
   messages; every value a message quotes goes through ``show`` (or ``quoted`` for keys and
   names), which cuts it to ``SHOW_LIMIT`` characters.
+* ``key`` / ``key_rows`` — a field's default and help text declared together, and every key
+  with its type, default and help (what the configuration reference is printed from).
 
 Type hints understood: int, float, str, bool, None, ``tuple[T, ...]``, unions of these, and
 nested dataclasses (optionally ``| None``).
@@ -459,6 +461,33 @@ def all_keys(cls, prefix: str = "") -> list[str]:
         if sub is not None:
             keys += all_keys(sub, f"{prefix}{name}.")
     return keys
+
+
+# --- each key's help text, beside its default ------------------------------------------------------
+
+HELP = "help"  # the field metadata entry that holds a key's help text
+
+
+def key(default=dataclasses.MISSING, *, help: str, factory=dataclasses.MISSING):
+    """A dataclass field with its help text, so the default and the words that explain it
+    live in one place: ``epochs: int = key(300, help="passes over the training set")``;
+    a nested section takes ``factory`` (``key(factory=AdamConfig, help=…)``)."""
+    return dataclasses.field(default=default, default_factory=factory, metadata={HELP: help})
+
+
+def key_rows(cls, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """(dotted key, type in words, default, help) for every key of dataclass ``cls``,
+    sections included, in field order: the configuration reference is printed from this.
+    The keys of a section that defaults to null show the section's own defaults."""
+    rows, defaults = [], cls()
+    for f in dataclasses.fields(cls):
+        hint = hints(cls)[f.name]
+        sub, optional = section_type(hint)
+        kind = ("a mapping or null" if optional else "a mapping") if sub is not None else describe(hint)
+        rows.append((f"{prefix}{f.name}", kind, plain(getattr(defaults, f.name)), f.metadata.get(HELP, "")))
+        if sub is not None:
+            rows += key_rows(sub, f"{prefix}{f.name}.")
+    return rows
 
 
 def suggest_key(key: str, known: dict, root: type, aliases: Mapping[str, str]) -> str:
