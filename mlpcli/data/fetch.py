@@ -772,6 +772,9 @@ def load_splits(data_cfg, quiet: bool = False, http: HttpOptions | None = None,
     """``data.read_splits`` (``need``: the splits to read), after fetching a registered data
     set whose files are missing.
 
+    ``data_cfg`` is a config's ``data`` section (``config.data``). ``quiet``: no progress on
+    stderr while fetching. ``http``: timeouts and retries of the download (defaults if None).
+
     This is what ``train``, ``eval`` and the public API use: a fresh machine needs no separate
     ``mlpcli fetch``. A config with ``data.path`` set is read as it is, never fetched.
     """

@@ -23,7 +23,10 @@ from mlpcli.nn.network import Network
 
 @dataclass
 class EvalResult:
-    """What ``evaluate`` measured. ``confusion_matrix[i, j]`` counts true class i predicted j."""
+    """What ``evaluate`` (``mlpcli.score``) measured: ``accuracy``, ``loss`` (the mean data
+    cost, without the L2 term), ``n`` examples, and ``confusion_matrix[i, j]``, which counts
+    true class i predicted j. ``per_class`` gives precision, recall, f1 and support; with
+    ``keep_probabilities``, ``probabilities`` holds every example's outputs."""
 
     accuracy: float
     loss: float
@@ -75,7 +78,9 @@ def evaluate(
     class_names: Sequence[str] = (),
     keep_probabilities: bool = False,
 ) -> EvalResult:
-    """Evaluate ``network`` on uint8 pixels X (N, n_0) with integer labels y (N,).
+    """Evaluate ``network`` on uint8 pixels X (N, n_0) with integer labels y (N,), in batches
+    of ``batch_size`` rows (memory stays flat for any N); ``class_names`` label the classes
+    in ``per_class``.
 
     ``keep_probabilities``: also keep every example's outputs A[L] (N, n_L), in the network's
     dtype, as ``probabilities`` (``infer.as_probabilities`` turns non-softmax ones into scores).

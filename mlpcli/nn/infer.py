@@ -59,7 +59,9 @@ def quiet_float_errors():
 
 
 def outputs(network: Network, X_uint8: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """The output layer's activations A[L], shape (N, n_L), in the network's dtype."""
+    """The output layer's activations A[L], shape (N, n_L), in the network's dtype, for uint8
+    pixels ``X_uint8`` (N, n_0), computed ``batch_size`` rows at a time. With a softmax
+    output these are the class probabilities."""
     X = _rows(network, X_uint8)
     out = np.empty((X.shape[0], network.layers[-1]), dtype=network.dtype)
     for rows, AL in batches(network, X, batch_size):
@@ -86,5 +88,6 @@ def probabilities(network: Network, X_uint8: np.ndarray, batch_size: int = BATCH
 
 
 def labels(network: Network, X_uint8: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """The predicted class per row: argmax_j A[L]_j (the class ``evaluate`` counts)."""
+    """The class ``network`` predicts per row of uint8 pixels ``X_uint8`` (N, n_0): argmax_j A[L]_j (the
+    class ``evaluate`` counts), computed ``batch_size`` rows at a time."""
     return outputs(network, X_uint8, batch_size).argmax(axis=1)

@@ -55,7 +55,8 @@ INITS = ("normal", "nielsen", "xavier", "he")
 
 
 def scale01(X: np.ndarray, dtype=np.float32, out: np.ndarray | None = None) -> np.ndarray:
-    """Pixels (uint8, 0..255) → floats in [0, 1]. The only input preprocessing there is."""
+    """Pixels ``X`` (uint8, 0..255) → floats in [0, 1] of ``dtype``, into ``out`` if given.
+    The only input preprocessing there is: training, eval, predict and gradcheck all use it."""
     return np.multiply(X, np.asarray(1 / 255, dtype=dtype), out=out, dtype=dtype)
 
 

@@ -37,7 +37,11 @@ OPT_PREFIX = "opt_"
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the network, its resolved config, meta and optimizer state."""
+    """A loaded checkpoint: the network, its resolved config, meta and optimizer state.
+
+    ``network`` is ready to use (``predict_labels``, ``score``); ``config`` is the resolved
+    Config it was trained under; ``meta`` the JSON fields (``epoch``, ``metrics``,
+    ``mlpcli_version``, ``preprocess``, …); ``epoch`` the number of completed epochs."""
 
     path: Path
     network: Network
@@ -58,7 +62,13 @@ def save(
     meta: dict | None = None,
     optimizer_state: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically; returns its path."""
+    """Write a checkpoint atomically; returns its path.
+
+    ``network``'s parameters go in as ``W1..WL``, ``b1..bL``; ``config`` (the resolved
+    Config) and ``meta`` (extra JSON-able fields, e.g. ``epoch`` and ``metrics``) go into the
+    JSON ``meta`` member; ``optimizer_state``: arrays stored as ``opt_<name>``. The file is
+    written beside ``path`` under a temporary name, flushed and renamed into place, so a
+    crash leaves the old file or the new one."""
     return atomic_write(path, writer(network, config, meta, optimizer_state))
 
 
@@ -82,7 +92,7 @@ def writer(network: Network, config, meta: dict | None = None, optimizer_state: 
 
 
 def load(path: str | os.PathLike) -> Checkpoint:
-    """Read and validate a checkpoint; raise ``CheckpointError`` for anything not right.
+    """Read and validate the checkpoint at ``path``; raise ``CheckpointError`` for anything not right.
 
     Nothing is allocated from what the file claims before it is checked: ``meta`` is read
     first (bounded to ``MAX_META_BYTES``) and every field of it validated, then every other

@@ -84,7 +84,12 @@ class Silent:
 
 @dataclass
 class History:
-    """What a call to ``fit`` did. ``epochs`` holds every metrics.jsonl row of the run."""
+    """What a call to ``fit`` did. ``epochs`` holds every metrics.jsonl row of the run;
+    ``network`` is the trained network after the last epoch; ``stopped`` says why the run
+    ended (``completed``, ``early_stopping``, ``stop_after``, or what a ``Progress`` asked);
+    ``best_epoch`` and ``best_val_accuracy`` are None without a validation split.
+    ``last_checkpoint`` and ``best_checkpoint`` are the paths of ``last.npz`` and
+    ``best.npz`` (None when no best epoch was kept)."""
 
     run_dir: Path
     network: Network
@@ -142,8 +147,10 @@ class Run:
 
 def start(config, out_dir=None, *, resume=None, init_from=None, overwrite: bool = False) -> Run:
     """Decide what a run is — fresh, resumed or initialized from a checkpoint — and check its
-    folder, before any data is loaded. Nothing is written yet.
+    folder, before any data is loaded. Nothing is written yet. Pass the result to ``fit``.
 
+    config: the run's Config (see ``load_config``).
+    out_dir: the run folder (default ``output.dir``, else ``runs/<name>-<timestamp>``).
     resume: a checkpoint (path or loaded ``Checkpoint``) of an unfinished run, continued in
         its own folder. ``config`` may be None (the checkpoint's) or must equal the
         checkpoint's config except for ``training.epochs`` (which may grow) and where data
@@ -291,7 +298,13 @@ def fit(run, splits, out_dir=None, *, stop_after: int | None = None, progress: P
     """Train a run on ``splits`` and return its ``History``. ``run`` is what ``start``
     returned, or a config (then ``start(config, out_dir)``: a fresh run).
 
-    stop_after: end cleanly after this epoch (counted from 1), as an interruption would.
+    ``splits``: the data, e.g. from ``load_splits(config.data)``. ``out_dir``: the run
+    folder of a fresh run (default ``output.dir``, else ``runs/<name>-<timestamp>``); ignored
+    when ``run`` is already started. Every epoch writes ``last.npz`` (and ``best.npz`` on a
+    new best validation accuracy) and appends its row to ``metrics.jsonl``.
+    ``stop_after``: end cleanly after this epoch (counted from 1), as an interruption would.
+    ``progress``: an object with any of ``start_epoch``, ``batch``, ``end_epoch`` and
+    ``message`` (see ``Progress``); the CLI passes its progress bar here. Default: silent.
     """
     if not isinstance(run, Run):
         run = start(run, out_dir)
