@@ -345,16 +345,19 @@ def test_cli_train_prints_folder_and_one_line_per_epoch(tiny_data, tmp_path):
     result = CliRunner().invoke(cli, base_args(tiny_data, "--out", str(tmp_path / "run")))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == lines[-1] == f"run folder: {(tmp_path / 'run').resolve()}"
+    assert lines[0] == lines[-2] == f"run folder: {(tmp_path / 'run').resolve()}"
+    assert re.fullmatch(r"total wall time \d+:\d\d \(2 epochs, \d+\.\d s an epoch\)", lines[-1])
     epoch_lines = [line for line in lines if line.startswith("epoch ")]
     assert len(epoch_lines) == 2
     assert re.match(r"epoch 1/2  train loss \d\.\d{4} acc \d\.\d{4}  val loss \d\.\d{4} acc \d\.\d{4}", epoch_lines[0])
 
 
 def test_cli_quiet_prints_only_the_run_folder(tiny_data, tmp_path):
+    """stdout: the run folder alone (RUN=$(mlpcli train -q) works); stderr: the total time."""
     result = CliRunner().invoke(cli, base_args(tiny_data, "--out", str(tmp_path / "run"), "--quiet"))
     assert result.exit_code == 0, result.output
-    assert result.output == f"{(tmp_path / 'run').resolve()}\n"
+    assert result.stdout == f"{(tmp_path / 'run').resolve()}\n"
+    assert re.fullmatch(r"total wall time \d+:\d\d \(2 epochs, \d+\.\d s an epoch\)\n", result.stderr)
 
 
 def test_cli_print_config_round_trips(tiny_data, tmp_path):
@@ -423,3 +426,121 @@ def test_threads_option_sets_the_blas_thread_count(tiny_data, monkeypatch):
     assert os.environ["OPENBLAS_NUM_THREADS"] == os.environ["OMP_NUM_THREADS"] == "3"
     bad = CliRunner().invoke(cli, base_args(tiny_data, "--threads", "0"))
     assert bad.exit_code == 2 and "--threads" in bad.output
+
+
+# --- how long a run takes (elapsed, ETA, the estimate, the total) ----------------------------------
+
+EPOCH_LINE_END = r"  \d+\.\ds · \d+:\d\d elapsed · ETA \d+:\d\d"
+
+
+def test_cli_train_says_how_long_the_run_takes(tiny_data, tmp_path):
+    result = CliRunner().invoke(cli, base_args(tiny_data, "--out", str(tmp_path / "run"), "--set", "training.epochs=3"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    epochs = [i for i, line in enumerate(lines) if line.startswith("epoch ")]
+    assert len(epochs) == 3 and all(re.search(EPOCH_LINE_END + "$", lines[i]) for i in epochs)
+    estimates = [line for line in lines if "s an epoch), done around" in line]
+    assert estimates == [lines[epochs[0] + 1]]  # once, right after epoch 1
+    assert re.fullmatch(r"3 epochs: about \d+ s \(\d+\.\d s an epoch\), done around \d\d:\d\d", estimates[0])
+    assert re.fullmatch(r"total wall time \d+:\d\d \(3 epochs, \d+\.\d s an epoch\)", lines[-1])
+
+
+def test_cli_resumed_run_counts_only_the_epochs_left(tiny_data, tmp_path):
+    run, runner = tmp_path / "run", CliRunner()
+    first = runner.invoke(cli, base_args(tiny_data, "--out", str(run), "--set", "training.epochs=3", "--stop-after", "1"))
+    assert first.exit_code == 0, first.output
+    assert "done around" not in first.output  # one epoch: nothing left to estimate
+    assert first.output.splitlines()[-1].startswith("total wall time ") and "(1 epoch, " in first.output
+    resumed = runner.invoke(cli, ["train", "--resume", str(run / "last.npz")])
+    assert resumed.exit_code == 0, resumed.output
+    lines = resumed.output.splitlines()
+    assert re.fullmatch(r"epochs 2–3 of 3: about \d+ s \(\d+\.\d s an epoch\), done around \d\d:\d\d",
+                        lines[lines.index(next(x for x in lines if x.startswith("epoch 2/3"))) + 1])
+    assert re.fullmatch(r"total wall time \d+:\d\d \(epochs 2–3 of 3, \d+\.\d s an epoch\)", lines[-1])
+
+
+class FakeClock:
+    """Seconds that pass only when a test says so."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+NOON = __import__("datetime").datetime(2030, 1, 2, 12, 0, 0)
+
+
+def ticking_progress(clock, epoch_seconds, **settings):
+    """The CLI's progress display on a fake clock on which each epoch takes the next of
+    ``epoch_seconds`` (and nothing else takes any time); its wall clock reads NOON at 0."""
+    from datetime import timedelta
+
+    from mlpcli.cli.progress import TrainProgress
+
+    class Ticking(TrainProgress):
+        def end_epoch(self, metrics):
+            clock.t += epoch_seconds.pop(0)
+            super().end_epoch(metrics)
+
+    return Ticking(clock=clock, wall=lambda: NOON + timedelta(seconds=clock.t), **settings)
+
+
+def test_eta_arithmetic_of_a_resumed_run_on_a_fake_clock(tiny_config, tmp_path, capsys):
+    config = tiny_config("training.epochs=4")
+    splits = read_splits(config.data)
+    clock = FakeClock()
+    fit(config, splits, tmp_path / "run", stop_after=2, progress=ticking_progress(clock, [50, 70], stop_after=2))
+    before = capsys.readouterr().out.splitlines()
+    assert [line[line.index("s · ") + 4:] for line in before if line.startswith("epoch ")] == [
+        "0:50 elapsed · ETA 0:50", "2:00 elapsed · ETA 0:00"]  # --stop-after 2: the ETA counts to epoch 2
+    assert "epochs 1–2 of 4: about 2 min (50.0 s an epoch), done around 12:01" in before  # 100 s
+
+    clock = FakeClock()
+    progress = ticking_progress(clock, [600, 660])
+    clock.t += 30  # loading the data: part of the elapsed time
+    fit(start(None, resume=tmp_path / "run" / "last.npz"), splits, progress=progress)
+    progress.finish()
+    lines = capsys.readouterr().out.splitlines()
+    ends = [line[line.index("s · ") + 4:] for line in lines if line.startswith("epoch ")]
+    # only epochs 3 and 4 are left: after epoch 3 (600 s, at 630 s) one epoch of 600 s remains
+    assert ends == ["10:30 elapsed · ETA 10:00", "21:30 elapsed · ETA 0:00"]
+    estimate = lines.index(next(x for x in lines if x.startswith("epoch 3/4"))) + 1
+    # 630 s spent + 600 s to go = 20.5 min; the wall clock reads 12:10:30, so 12:20:30
+    assert lines[estimate] == "epochs 3–4 of 4: about 20 min (600.0 s an epoch), done around 12:20"
+    assert lines[-1] == "total wall time 21:30 (epochs 3–4 of 4, 630.0 s an epoch)"  # median of 600, 660
+
+
+def test_eta_follows_recent_epochs_and_the_pace_inside_the_first():
+    from mlpcli.run.eta import RunTimer, about, clock
+
+    timer = RunTimer(started=0.0, first=1, last=10, epochs=10)
+    timer.start_epoch(5.0)
+    assert timer.eta(25.0, fraction=0.25) == 10 * 80 - 20  # 20 s for a quarter: 80 s an epoch
+    assert timer.eta(25.0) is None and timer.eta(25.0, fraction=0.0) is None
+    ends = [85.0, 165.0, 1165.0, 1245.0]  # 80, 80, then one slow epoch (1000 s), then 80 again
+    for end in ends:
+        timer.end_epoch(end)
+        timer.start_epoch(end)
+    assert timer.done == 4 and timer.per_epoch == 80.0  # the median: one slow epoch does not swing it
+    assert timer.eta(1245.0) == 6 * 80.0
+    assert timer.eta(1285.0, fraction=0.5) == 5 * 80.0 + 40.0  # the rest of this epoch, then 5 more
+    assert timer.status(1285.0, 0.5) == "21:25 elapsed · ETA 7:20"
+    assert [clock(s) for s in (7, 754, 3723)] == ["0:07", "12:34", "1:02:03"]
+    assert [about(s) for s in (0.2, 40, 1260, 3 * 3600 + 5 * 60)] == ["1 s", "40 s", "21 min", "3 h 05 min"]
+
+
+def test_progress_bar_shows_the_whole_runs_elapsed_time_and_eta():
+    from mlpcli.cli.progress import TrainProgress
+
+    clock = FakeClock()
+    progress = TrainProgress(clock=clock, wall=lambda: NOON)
+    clock.t = 10.0
+    progress.start_epoch(1, 4, 100)
+    clock.t = 30.0
+    for _ in range(25):
+        progress.batch(0.5)
+    # a quarter of epoch 1 in 20 s: 80 s an epoch, 60 s of this one and 3 more to go
+    assert progress.postfix() == "loss 0.5000 · run 0:30 elapsed · ETA 5:00"
+    progress.close()

@@ -38,36 +38,16 @@ def eval_command(checkpoint: Path, split: str, data_dir: Path | None, data_path:
       mlpcli eval best.npz --data-path ~/datasets/fashion-mnist
       mlpcli eval best.npz --plot pictures    # + confusion.png, mistakes.png
     """
-    from mlpcli.run import checkpoint as ckpt_io
-    from mlpcli.run.config import load_config
-    from mlpcli.data.splits import names_for_network
-    from mlpcli.errors import ConfigError
-    from mlpcli.nn.evaluate import dumps, evaluate, format_report
-    from mlpcli.data.fetch import load_splits
+    from mlpcli.inspection.evaluate import evaluate_checkpoint
 
     if plot_dir is not None:
         from mlpcli.inspection import plot
 
         plot.pyplot()  # a missing plot extra fails now, not after the evaluation
         plot.check_picture_folder(plot_dir)  # and so does a folder that cannot be written
-    ckpt = ckpt_io.load(checkpoint)
-    flags = [("--data-dir", {"data": {"dir": data_dir, "path": None, "format": None}})] if data_dir is not None else []
-    flags += [("--data-path", {"data": {"path": data_path, "format": None}})] if data_path is not None else []
-    data_cfg = load_config(ckpt.config, flags=flags).data if flags else ckpt.config.data
-    if split == "validation" and data_cfg.validation == 0:
-        raise ConfigError(f"{checkpoint} was trained with data.validation: 0, so there is no validation split",
-                          "use --split test or --split train")
-    splits = load_splits(data_cfg, quiet=as_json, need=("test",) if split == "test" else ("train",))
-    X, y = {"test": (splits.X_test, splits.y_test), "validation": (splits.X_val, splits.y_val),
-            "train": (splits.X_train, splits.y_train)}[split]
-    names = names_for_network(splits, ckpt.network.layers, ckpt.meta.get("class_names"))
-    result = evaluate(ckpt.network, X, y, batch_size=batch_size, class_names=names,
-                      keep_probabilities=plot_dir is not None)
-    if as_json:
-        click.echo(dumps({"checkpoint": str(checkpoint), "split": split, **result.to_json()}))
-    else:
-        click.echo(format_report(result, f"{checkpoint} on the {split} split of {splits.dataset} "
-                                 f"({result.n} examples)"))
+    done = evaluate_checkpoint(checkpoint, split, data_dir=data_dir, data_path=data_path, batch_size=batch_size,
+                               keep_probabilities=plot_dir is not None, quiet=as_json)
+    click.echo(done.to_json() if as_json else done.report())
     if plot_dir is not None:
-        for path in plot.eval_pictures(plot_dir, X, y, result, output=ckpt.network.output, split=split):
+        for path in plot.eval_pictures(plot_dir, done.X, done.y, done.result, output=done.network.output, split=split):
             click.echo(f"wrote {path}", err=as_json)

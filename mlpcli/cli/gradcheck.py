@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import click
 
-from mlpcli.cli.options import CONFIG_OPTION, SET_OPTION, PositiveFinite
+from mlpcli.cli.options import CONFIG_OPTION, SET_OPTION, ConfigChoice, PositiveFinite, gather
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """--params, --eps, --tol, --batch and --seed: how the gradients are compared."""
+
+    params: int
+    eps: float
+    tol: float
+    batch: int
+    seed: int
 
 
 @click.command("gradcheck")
@@ -24,9 +37,8 @@ from mlpcli.cli.options import CONFIG_OPTION, SET_OPTION, PositiveFinite
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the weights, the batch and the sampled entries.")
 @click.pass_context
-def gradcheck_command(ctx: click.Context, check_every: bool, config_source: str | None,
-                      overrides: tuple[str, ...], params: int, eps: float, tol: float, batch: int,
-                      seed: int) -> None:
+@gather(config=ConfigChoice, check=CheckSettings)
+def gradcheck_command(ctx: click.Context, check_every: bool, config: ConfigChoice, check: CheckSettings) -> None:
     """Check backpropagation against central finite differences, in float64.
 
     For each parameter array, the analytic gradient a (from backward) and the numerical one n
@@ -45,24 +57,23 @@ def gradcheck_command(ctx: click.Context, check_every: bool, config_source: str 
     """
     from mlpcli.nn import gradcheck
 
+    how = {"eps": check.eps, "params": check.params, "batch": check.batch, "seed": check.seed}
     if check_every:
-        if config_source is not None or overrides:
+        if config != ConfigChoice():
             raise click.UsageError("--all checks built-in networks: leave out --config and --set")
-        rows = gradcheck.check_all(eps=eps, params=params, batch=batch, seed=seed)
-        click.echo(gradcheck.describe_all(eps, batch, seed))
-        table = gradcheck.format_table(gradcheck.worst_per_label(rows), "combination", tol)
+        rows = gradcheck.check_all(**how)
+        click.echo(gradcheck.describe_all(check.eps, check.batch, check.seed))
+        table = gradcheck.format_table(gradcheck.worst_per_label(rows), "combination", check.tol)
     else:
         from mlpcli.data.splits import gradcheck_batch
-        from mlpcli.run.config import load_config
 
-        cfg = load_config(config_source, overrides)
-        rows, notes = gradcheck.check_config(cfg, gradcheck_batch, eps=eps, params=params, batch=batch, seed=seed)
-        click.echo(f"config {cfg.name}")
-        for note in notes:
-            click.echo(note)
-        table = gradcheck.format_table(rows, "layer", tol)
+        cfg = config.load()
+        rows, notes = gradcheck.check_config(cfg, gradcheck_batch, **how)
+        for line in [f"config {cfg.name}", *notes]:
+            click.echo(line)
+        table = gradcheck.format_table(rows, "layer", check.tol)
     click.echo(table)
-    passed, verdict = gradcheck.verdict(rows, tol)
+    passed, verdict = gradcheck.verdict(rows, check.tol)
     click.echo(verdict)
     if not passed:
         ctx.exit(1)

@@ -1,7 +1,10 @@
-"""The options and argument types that several commands share, each declared once."""
+"""The options and argument types that several commands share, each declared once, and
+``gather``, which hands a command related options as one object."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from pathlib import Path
 
@@ -49,8 +52,11 @@ SET_OPTION = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
     help="Override one config key, value parsed as YAML; repeatable "
     "(--set training.epochs=5 --set model.layers=[784,100,10]).")
+
+
 def json_option(help: str = "Print JSON instead of text."):
     return click.option("--json", "as_json", is_flag=True, help=help)
+
 
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-step lines; results and errors only.")
 THREADS_OPTION = click.option(
@@ -73,6 +79,45 @@ def preprocess_option(help: str):
     """--preprocess: how an image becomes the network's input (predict, page)."""
     return click.option("--preprocess", "mode", type=click.Choice(["auto", "digits", "none"]), default="auto",
                         show_default=True, help=help)
+
+
+# --- options handed over as one object -------------------------------------------------------------
+
+
+def gather(**groups):
+    """Hand a command some of its options as one object each, instead of one parameter per
+    option: ``@gather(config=ConfigChoice)`` calls the command with ``config=ConfigChoice(...)``
+    built from the options named like the dataclass's fields (a field with a default may have
+    no option). The options are declared as usual, so --help keeps its order; ``gather`` goes
+    below them, just above the ``def``."""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def call(*args, **options):
+            for name, cls in groups.items():
+                fields = [f.name for f in dataclasses.fields(cls) if f.name in options]
+                options[name] = cls(**{key: options.pop(key) for key in fields})
+            return command(*args, **options)
+
+        return call
+
+    return decorate
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigChoice:
+    """--config, --set and (train's) --data-dir: which config, changed how."""
+
+    config_source: str | None = None
+    overrides: tuple[str, ...] = ()
+    data_dir: Path | None = None
+
+    def load(self, base=None):
+        """The resolved config: --config's, else ``base`` (None: the defaults), with the changes."""
+        from mlpcli.run.config import load_config
+
+        source = self.config_source if self.config_source is not None else base
+        return load_config(source, self.overrides, data_dir=self.data_dir)
 
 
 def _use_threads(n: int | None) -> None:

@@ -1,55 +1,24 @@
-"""Train a network: ``mlpcli train``, with its progress display."""
+"""Train a network: ``mlpcli train`` (what it shows while it runs: ``progress``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from mlpcli.cli.options import CONFIG_OPTION, SET_OPTION, QUIET_OPTION, THREADS_OPTION, data_dir_option
+from mlpcli.cli.options import (CONFIG_OPTION, QUIET_OPTION, SET_OPTION, THREADS_OPTION, ConfigChoice, data_dir_option,
+                                gather)
 
 
-class _TrainProgress:
-    """fit's progress callback: a tqdm bar per epoch (batches, running loss) on stderr and
-    one summary line per epoch on stdout."""
+@dataclass(frozen=True)
+class RunChoice:
+    """--out, --overwrite, --resume and --init-from: what the run starts from, where it writes."""
 
-    def __init__(self):
-        self.bar = None
-        self.epochs = 0
-        self.loss_sum, self.count = 0.0, 0
-
-    def start_epoch(self, epoch: int, epochs: int, n_batches: int) -> None:
-        import sys
-
-        from tqdm import tqdm
-
-        self.close()
-        self.epochs, self.loss_sum, self.count = epochs, 0.0, 0
-        self.bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
-                        dynamic_ncols=True, file=sys.stderr, disable=None)
-
-    def batch(self, loss: float) -> None:
-        self.loss_sum += loss
-        self.count += 1
-        if self.bar is not None:
-            self.bar.update(1)
-            if self.count % 25 == 1:
-                self.bar.set_postfix_str(f"loss {self.loss_sum / self.count:.4f}", refresh=False)
-
-    def end_epoch(self, m: dict) -> None:
-        from mlpcli.run.train import format_epoch
-
-        self.close()
-        click.echo(format_epoch(m, self.epochs))
-
-    def message(self, text: str) -> None:
-        self.close()
-        click.echo(text)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    out: Path | None
+    overwrite: bool
+    resume: Path | None
+    init_from: Path | None
 
 
 @click.command("train")
@@ -71,9 +40,9 @@ class _TrainProgress:
 @data_dir_option("Where data sets live (sets data.dir; [env: MLPCLI_DATA_DIR]).")
 @QUIET_OPTION
 @THREADS_OPTION
-def train_command(config_source: str | None, overrides: tuple[str, ...], print_config: bool, out: Path | None,
-                  overwrite: bool, resume: Path | None, init_from: Path | None, stop_after: int | None,
-                  data_dir: Path | None, quiet: bool) -> None:
+@gather(config=ConfigChoice, run=RunChoice)
+def train_command(config: ConfigChoice, run: RunChoice, print_config: bool, stop_after: int | None,
+                  quiet: bool) -> None:
     """Train a network from a YAML config; write a run folder with metrics and checkpoints.
 
     The run folder holds config.yaml (the resolved config), metrics.jsonl (one JSON object
@@ -92,29 +61,26 @@ def train_command(config_source: str | None, overrides: tuple[str, ...], print_c
       mlpcli train --config fashion-mnist --print-config > my.yaml
       mlpcli train --threads 1                       # one BLAS thread (busy machines)
     """
-    from mlpcli.run import train as training
-    from mlpcli.run.config import dump_yaml, load_config
+    from mlpcli.cli.progress import TrainProgress
     from mlpcli.data.fetch import load_splits
+    from mlpcli.run import checkpoint as ckpt_io
+    from mlpcli.run import train as training
+    from mlpcli.run.config import dump_yaml
 
-    if resume is not None and init_from is not None:
+    if run.resume is not None and run.init_from is not None:
         raise click.UsageError("--resume continues a run; --init-from starts a new one: give one of them")
-    saved = None
-    if resume is not None:
-        from mlpcli.run import checkpoint as ckpt_io
-
-        saved = ckpt_io.load(resume)
-    base = config_source if config_source is not None or saved is None else saved.config
-    cfg = load_config(base, overrides, data_dir=data_dir)
+    saved = ckpt_io.load(run.resume) if run.resume is not None else None
+    cfg = config.load(saved.config if saved is not None else None)
     if print_config:
         click.echo(dump_yaml(training.resume_config(saved, cfg) if saved else cfg), nl=False)
         return
-    run = training.start(cfg, out, resume=saved, init_from=init_from, overwrite=overwrite)
-    splits = load_splits(run.config.data, quiet=quiet)
-    progress = training.Silent() if quiet else _TrainProgress()
+    progress = TrainProgress(stop_after, quiet=quiet)  # the clock starts: loading the data counts
+    started = training.start(cfg, run.out, resume=saved, init_from=run.init_from, overwrite=run.overwrite)
+    splits = load_splits(started.config.data, quiet=quiet)
     try:
-        history = training.fit(run, splits, stop_after=stop_after, progress=progress)
+        history = training.fit(started, splits, stop_after=stop_after, progress=progress)
     finally:
-        if not quiet:
-            progress.close()
+        progress.close()
     if quiet:
-        click.echo(history.run_dir)
+        click.echo(history.run_dir)  # stdout holds the run folder alone: RUN=$(mlpcli train -q ...)
+    progress.finish()
