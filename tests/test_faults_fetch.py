@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import http.server
 import inspect
+import re
 import socket
 import threading
 import time
@@ -27,7 +28,7 @@ from mlpcli.data import fetch
 from mlpcli.cli import cli
 from mlpcli.run.config import DataConfig
 from mlpcli.data.splits import FILES
-from mlpcli.errors import FetchError
+from mlpcli.errors import ConfigError, FetchError
 from mlpcli.data.fetch import FetchOptions, HttpOptions
 
 IMAGES = "train-images-idx3-ubyte.gz"
@@ -267,6 +268,103 @@ def test_every_stalling_mirror_gives_up_within_the_deadline(idx_dataset, scripte
 def test_the_deadline_is_a_new_http_option_with_a_sane_default():
     assert HttpOptions().deadline == 300.0 and HttpOptions().max_retry_after == 30.0
     assert HttpOptions().read_timeout < HttpOptions().deadline
+
+
+# ---------------------------------------------------------------------------------------------
+# 2b. Stalls (curl's --speed-limit/--speed-time, wget's read timeout): said in one line, the
+# next mirror tried at once, the stalled mirror asked once — not again, not for the next file
+
+STALL = HttpOptions(connect_timeout=2.0, read_timeout=1.0, speed_limit=1000.0, speed_time=2.0,
+                    retries=3, backoff=0.01, resumes=3, deadline=30.0)
+
+
+def test_the_stall_limits_by_default_cost_well_under_a_minute():
+    http = HttpOptions()
+    assert (http.read_timeout, http.speed_limit, http.speed_time) == (15.0, 1000.0, 30.0)
+    assert http.connect_timeout + http.read_timeout < 60 and http.speed_time < 60
+
+
+@pytest.mark.parametrize("kind, said, seconds", [
+    ("trickle", r"stalled: \d(\.\d+)? B/s over 2 s, below 1 kB/s \(after \d bytes\)", 2.0),
+    ("headers-then-nothing", r"stalled: nothing for 1 s after 0 bytes \(read timeout\)", 1.0),
+    ("never-answers", r"stalled: no answer for 1 s \(read timeout\)", 1.0),
+])
+def test_a_stalled_mirror_is_said_in_one_line_and_the_next_one_used(
+        idx_dataset, scripted, mute_server, fault_server, tmp_path, kind, said, seconds):
+    body = idx_dataset.archives[IMAGES]
+    if kind == "trickle":  # a byte every 0.5 s: each within the read timeout, 2 B/s in all
+        stalled = scripted.route("/m/" + IMAGES, ("trickle", body, 0.5))
+    elif kind == "headers-then-nothing":
+        stalled = scripted.route("/m/" + IMAGES, ("silent", body))
+    else:
+        stalled = mute_server
+    good = fault_server.add("good/", idx_dataset.archives)
+    started = time.monotonic()
+    lines, messages = run_fetch(tmp_path, [stalled, good], http=STALL)
+    elapsed = time.monotonic() - started
+    assert [line.split(" (")[0] for line in lines] == [f"{name}: downloaded from {good}"
+                                                       for name in FILES]
+    (message,) = messages  # one line, for the first file; later files do not ask it again
+    assert re.fullmatch(f"{re.escape(IMAGES)}: mirror {re.escape(stalled)} {said}; "
+                        "trying the next mirror", message), message
+    assert seconds <= elapsed < seconds + 2.5, elapsed  # once, not once per retry or per file
+    if kind != "never-answers":
+        assert [path for path, _ in scripted.hits] == ["/m/" + IMAGES]  # asked once
+    assert sorted(p.name for p in (tmp_path / "synthetic").iterdir()) == sorted(FILES)
+
+
+def test_a_stall_mid_body_gives_up_on_the_mirror_without_resuming(idx_dataset, fault_server,
+                                                                   tmp_path):
+    stalling = fault_server.add("s/", idx_dataset.archives)
+    good = fault_server.add("good/", idx_dataset.archives)
+    fault_server.fail("/s/" + IMAGES, ("stall", 1000), always=True)  # 1000 bytes, then nothing
+    started = time.monotonic()
+    lines, messages = run_fetch(tmp_path, [stalling, good], files=(IMAGES,), http=STALL)
+    assert time.monotonic() - started < 2.5
+    assert f"downloaded from {good}" in lines[0]
+    assert messages == [f"{IMAGES}: mirror {stalling} stalled: nothing for 1 s after 1000 bytes "
+                        "(read timeout); trying the next mirror"]
+    assert len(fault_server.hits("/s/" + IMAGES)) == 1  # no resume asked of a stalled mirror
+    assert sorted(p.name for p in (tmp_path / "synthetic").iterdir()) == [IMAGES]
+
+
+def test_a_speed_limit_of_0_turns_the_speed_check_off(idx_dataset, scripted, tmp_path):
+    mirror = scripted.route("/m/" + IMAGES, ("trickle", idx_dataset.archives[IMAGES], 0.25))
+    with pytest.raises(FetchError) as error:
+        run_fetch(tmp_path, [mirror], files=(IMAGES,),
+                  http=replace(STALL, speed_limit=0, deadline=3.0))
+    assert f"{mirror}: gave up after 3." in str(error.value)  # the deadline, not the speed
+
+
+def test_a_host_that_does_not_resolve_is_asked_once(idx_dataset, fault_server, tmp_path,
+                                                    monkeypatch):
+    lookups = []
+    resolve = socket.getaddrinfo
+
+    def counted(host, *args, **kwargs):  # the real resolver, counted
+        lookups.append(host)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counted)
+    unknown = "http://mirror.invalid/"  # .invalid resolves nowhere (RFC 2606)
+    good = fault_server.add("good/", idx_dataset.archives)
+    lines, messages = run_fetch(tmp_path, [unknown, good], http=STALL)
+    assert all(f"downloaded from {good}" in line for line in lines)
+    assert lookups.count("mirror.invalid") == 1  # not retried, not asked for the next files
+    assert messages == [f"{IMAGES}: mirror {unknown} failed: host not found (no network, or DNS "
+                        "failure); trying the next mirror"]
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("speed_limit", -1, "--speed-limit must be a number >= 0 bytes/s (0: no limit), got -1"),
+    ("speed_time", 0, "--speed-time must be a number > 0 seconds, got 0"),
+    ("read_timeout", float("nan"), "--read-timeout must be a number > 0 seconds, got nan"),
+    ("deadline", float("inf"), "--deadline must be a number > 0 seconds, got inf"),
+])
+def test_stall_limits_are_checked_where_they_are_made(field, value, said):
+    with pytest.raises(ConfigError) as error:
+        HttpOptions(**{field: value})
+    assert str(error.value) == said and error.value.exit_code == 2
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,18 +20,23 @@ downloaded again unless ``force``. mlpcli deletes or overwrites only what it wro
 is left alone and the fetch fails naming it; with ``force`` it is replaced, but only by the
 ``os.replace`` of a verified download, so a failed download leaves it as it was.
 
-Each file gets ``HttpOptions.deadline`` seconds per mirror (retries, waits and resumes
-included): a mirror that trickles, or sends headers and then nothing, is given up on and the
-next one tried. Retries (connection errors, 429, 5xx) wait a backoff or the server's
-Retry-After, capped at ``HttpOptions.max_retry_after``, and each wait is said.
+A mirror that stalls — sends nothing for ``HttpOptions.read_timeout`` seconds (no answer, or
+headers and then nothing), or less than ``speed_limit`` bytes/s over ``speed_time`` seconds
+(curl's --speed-limit/--speed-time) — is said in one line and the next mirror tried at once;
+so is a host that does not resolve. Neither is asked again in the same fetch, not even for the
+next file. Each file also gets ``HttpOptions.deadline`` seconds per mirror (retries, waits and
+resumes included). Refused or reset connections, 429 and 5xx are retried after a backoff or
+the server's Retry-After, capped at ``HttpOptions.max_retry_after``, and each wait is said.
 """
 
 from __future__ import annotations
 
+import collections
 import errno
 import gzip
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -247,15 +252,38 @@ def _check_payload(path: Path, spec: FileSpec) -> Check:
 
 @dataclass(frozen=True)
 class HttpOptions:
-    """Timeouts (seconds), the retry policy and the per-file deadline; tests shrink them."""
+    """Timeouts (seconds), the stall limits, the retry policy and the per-file deadline.
+
+    A mirror has stalled when it sends nothing for ``read_timeout`` seconds (no answer, or a
+    body that stops: wget's --read-timeout), or, once its body flows, fewer than
+    ``speed_limit`` bytes per second over the last ``speed_time`` seconds (curl's
+    --speed-limit and --speed-time; ``speed_limit`` 0 turns that check off). A stall, a host
+    name that does not resolve and a TLS failure are said in one line and the next mirror is
+    tried at once: retrying them costs minutes and rarely helps. Refused or reset connections,
+    429 and 5xx are retried. Tests shrink every number.
+    """
 
     connect_timeout: float = 15.0
-    read_timeout: float = 60.0  # no byte for this long: the answer or the body has stalled
-    retries: int = 3  # per request: connection errors, read timeouts, 429 and 5xx
+    read_timeout: float = 15.0  # nothing for this long: the mirror has stalled
+    speed_limit: float = 1000.0  # bytes/s: slower than this over speed_time, it has stalled
+    speed_time: float = 30.0
+    retries: int = 3  # per request: refused or reset connections, 429 and 5xx
     backoff: float = 0.5  # the first retry waits this long, each later one twice as long
     resumes: int = 3  # per mirror: a connection dropped mid-body is resumed this many times
     max_retry_after: float = 30.0  # never wait longer than this for a server's Retry-After
     deadline: float = 300.0  # per file per mirror, every retry, wait and resume included
+
+    def __post_init__(self):
+        for name in ("connect_timeout", "read_timeout", "speed_time", "deadline"):
+            _check_number(name, getattr(self, name), "> 0 seconds", lambda x: x > 0)
+        _check_number("speed_limit", self.speed_limit, ">= 0 bytes/s (0: no limit)",
+                      lambda x: x >= 0)
+
+
+def _check_number(name: str, value, what: str, ok: Callable[[float], bool]) -> None:
+    """A ConfigError naming the command-line option (``--speed-limit`` for speed_limit)."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+        raise ConfigError(f"--{name.replace('_', '-')} must be a number {what}, got {value!r}")
 
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -271,6 +299,11 @@ def make_session() -> requests.Session:
 
 class _MirrorFailed(Exception):
     """This mirror cannot deliver this file now; the next one is tried."""
+
+
+class _GiveUp(_MirrorFailed):
+    """A mirror not worth asking again in this fetch, not even for the next file: it stalled,
+    missed the deadline, or its host does not resolve."""
 
 
 class _Dropped(Exception):
@@ -295,28 +328,32 @@ class _Transfer:
     def gave_up(self, received: int | None = None) -> _MirrorFailed:
         if received is None:
             received = self.part.stat().st_size if self.part.exists() else 0
-        return _MirrorFailed(f"gave up after {time.monotonic() - self.start:.1f} s at {received} "
+        return _GiveUp(f"gave up after {time.monotonic() - self.start:.1f} s at {received} "
                              f"bytes (deadline {self.http.deadline:g} s per file per mirror)")
 
 
-def _describe(error: Exception, http: HttpOptions) -> str:
+_NOT_RESOLVED = ("NameResolution", "Failed to resolve", "getaddrinfo", "Name or service not known",
+                 "nodename nor servname")
+
+
+def _describe(error: Exception, http: HttpOptions) -> tuple[str, bool]:
+    """A failed request in words, and whether asking the same mirror again may help: a refused
+    or reset connection may (a server restarting); a server that says nothing, a host name that
+    does not resolve (DNS failures are not transient) or a TLS failure do not."""
     text = str(error)
     if isinstance(error, requests.exceptions.ConnectTimeout):
-        return f"no connection within {http.connect_timeout:g} s (connect timeout)"
-    if isinstance(error, requests.exceptions.ReadTimeout) or "Read timed out" in text:
-        return f"no data for {http.read_timeout:g} s (read timeout)"
+        return f"stalled: no connection within {http.connect_timeout:g} s (connect timeout)", False
+    if isinstance(error, requests.exceptions.ReadTimeout) or "timed out" in text:
+        return f"stalled: no answer for {http.read_timeout:g} s (read timeout)", False
     if isinstance(error, requests.exceptions.SSLError):
-        return "TLS/SSL error (a proxy intercepting HTTPS?)"
-    if any(s in text for s in ("NameResolution", "Failed to resolve", "getaddrinfo",
-                               "Name or service not known", "nodename nor servname")):
-        return "host not found (no network, or DNS failure)"
+        return "TLS/SSL error (a proxy intercepting HTTPS?)", False
+    if any(s in text for s in _NOT_RESOLVED):
+        return "host not found (no network, or DNS failure)", False
     if "Connection refused" in text:
-        return "connection refused"
-    if "timed out" in text:
-        return "timed out"
+        return "connection refused", True
     if isinstance(error, requests.exceptions.ConnectionError):
-        return "connection failed (no network?)"
-    return f"{type(error).__name__}: {text[:160]}"
+        return "connection failed (no network?)", True
+    return f"{type(error).__name__}: {text[:160]}", False
 
 
 def _load_sidecar(path: Path) -> dict:
@@ -380,8 +417,9 @@ def _resume_from(t: _Transfer) -> tuple[dict, int]:
 
 
 def _request(t: _Transfer, headers: dict) -> requests.Response:
-    """GET ``t.url`` (streamed), retrying connection errors, read timeouts, 429 and 5xx after
-    a backoff or the server's Retry-After (capped); each wait is said; all within the deadline."""
+    """GET ``t.url`` (streamed), retrying refused or reset connections, 429 and 5xx after a
+    backoff or the server's Retry-After (capped); each wait is said; all within the deadline.
+    A server that does not answer within the read timeout is not asked again (``_GiveUp``)."""
     http = t.http
     for attempt in range(http.retries + 1):
         left = t.left()
@@ -390,12 +428,13 @@ def _request(t: _Transfer, headers: dict) -> requests.Response:
         try:
             response = t.session.get(t.url, headers=headers, stream=True, timeout=(
                 min(http.connect_timeout, left), min(http.read_timeout, left)))
-        except (requests.ConnectionError, requests.Timeout) as error:
+        except requests.RequestException as error:
             if t.left() <= 0:
                 raise t.gave_up() from None
-            why, asked = _describe(error, http), None
-        except requests.RequestException as error:  # a bad URL: no retry helps
-            raise _MirrorFailed(_describe(error, http)) from None
+            why, transient = _describe(error, http)
+            if not transient:  # a stall, an unknown host, a bad URL: no retry helps
+                raise _GiveUp(why) from None
+            asked = None
         else:
             if response.status_code not in _RETRY_STATUSES:
                 return response
@@ -453,62 +492,129 @@ def _body_mode(t: _Transfer, response: requests.Response, offset: int) -> str:
     return mode
 
 
+def _speed(rate: float) -> str:
+    return f"{rate / 1000:.1f}".rstrip("0").rstrip(".") + " kB/s" if rate >= 100 else f"{rate:.2g} B/s"
+
+
+class _Meter:
+    """The bytes of a body and when they came: is it slower than ``speed_limit`` over the last
+    ``speed_time`` seconds (curl's low-speed check)? Samples closer than a tenth of the window
+    are merged, so a dozen are kept however fast the bytes come."""
+
+    def __init__(self, http: HttpOptions):
+        self.limit, self.window = http.speed_limit, http.speed_time
+        self.start = time.monotonic()
+        self.total = 0
+        self._samples = collections.deque([(self.start, 0)])  # (time, bytes by then)
+        self._lock = threading.Lock()  # the reading loop adds, the watchdog asks
+
+    def add(self, n: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.total += n
+            if now - self._samples[-1][0] >= self.window / 10:
+                self._samples.append((now, self.total))
+
+    def stalled(self) -> str | None:
+        """"stalled: <speed> over <window> s, below <limit>" once a whole window ran slow."""
+        now = time.monotonic()
+        if self.limit <= 0 or now - self.start < self.window:
+            return None
+        with self._lock:
+            samples = self._samples
+            while len(samples) > 1 and samples[1][0] <= now - self.window:
+                samples.popleft()  # the newest sample a window ago or earlier stays: the base
+            since, before = samples[0]
+            rate = (self.total - before) / (now - since)
+        if rate >= self.limit:
+            return None
+        return (f"stalled: {_speed(rate)} over {self.window:g} s, below {_speed(self.limit)} "
+                f"(after {self.total} bytes)")
+
+
 class _Watchdog:
-    """Cuts a response's connection when the deadline passes: a read blocked on a server that
-    trickles, or sends nothing at all, wakes at once (urllib3 >= 2.3; else the per-chunk check
-    and the read timeout remain)."""
+    """Watches a body arrive, and cuts the connection when the mirror stalls (``_Meter``) or
+    the deadline passes, so that a read blocked on a server that trickles or sends nothing
+    wakes at once (urllib3 >= 2.3; else the reading loop's checks and the read timeout
+    remain). ``why``: the reason it fired ("deadline", or the meter's line)."""
 
-    def __init__(self, response: requests.Response, seconds: float):
-        self.fired = False
-        self._timer = threading.Timer(max(seconds, 0.0), self._cut, (response,))
-        self._timer.daemon = True
+    def __init__(self, t: _Transfer, response: requests.Response, meter: _Meter):
+        self.why: str | None = None
+        self._t, self._response, self._meter = t, response, meter
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def _cut(self, response: requests.Response) -> None:
-        self.fired = True
-        try:
-            response.raw.shutdown()
-        except Exception:  # already released, or an older urllib3: nothing to cut
-            pass
+    def _watch(self) -> None:
+        tick = min(1.0, self._t.http.speed_time / 10)
+        while not self._done.wait(max(0.0, min(tick, self._t.left()))):
+            why = "deadline" if self._t.left() <= 0 else self._meter.stalled()
+            if why:
+                self.why = why
+                try:
+                    self._response.raw.shutdown()
+                except Exception:  # already released, or an older urllib3: nothing to cut
+                    pass
+                return
+
+    def check(self, received: int, total: int | None) -> None:
+        """Raise ``_GiveUp`` when the watchdog fired before the body was complete."""
+        if self.why is None or received == total:
+            return
+        if self.why == "deadline":
+            raise self._t.gave_up(received)
+        raise _GiveUp(self.why)
 
     def __enter__(self) -> _Watchdog:
-        self._timer.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+        self._done.set()
+        self._thread.join()
+
+
+def _reader(response: requests.Response) -> Callable[[], bytes]:
+    """The next bytes of the body as sent (no Content-Encoding decoding: the bytes the hashes
+    are pinned for), as soon as any arrive (``read1``), b"" at its end. Older urllib3 (no
+    ``read1``): small chunks, each read waiting for a whole one."""
+    raw = response.raw
+    if hasattr(raw, "read1"):
+        return lambda: raw.read1(_HASH_CHUNK // 64, decode_content=False)
+    chunks = raw.stream(_HASH_CHUNK // 64, decode_content=False)
+    return lambda: next(chunks, b"")
 
 
 def _receive(t: _Transfer, response: requests.Response, mode: str, offset: int,
              total: int | None) -> int:
     """Stream the body into the .part; return the bytes it then holds."""
-    received = offset
+    received, meter, read = offset, _Meter(t.http), _reader(response)
     with open(t.part, mode) as out, tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
             desc=t.part.name.removesuffix(".part"), leave=False, disable=not t.progress) as bar, \
-            _Watchdog(response, t.left()) as watchdog:
-        # As sent (no Content-Encoding decoding): the bytes the hashes are pinned for.
-        # Small reads: urllib3 waits for a whole chunk, and a Ctrl-C keeps what arrived.
-        chunks = response.raw.stream(_HASH_CHUNK // 64, decode_content=False)
+            _Watchdog(t, response, meter) as watchdog:
         while True:
             try:
-                chunk = next(chunks, None)
+                chunk = read()
             except (requests.RequestException, urllib3.exceptions.HTTPError,
                     OSError) as error:  # network errors only: writes happen below
-                if watchdog.fired or t.left() <= 0:
+                watchdog.check(received, None)
+                if t.left() <= 0:
                     raise t.gave_up(received) from None
-                why = _describe(error, t.http) if "timed out" in str(error) \
-                    else "connection dropped"
-                raise _Dropped(f"{why} after {received} bytes") from None
-            if chunk is None:
+                if "timed out" in str(error):
+                    raise _GiveUp(f"stalled: nothing for {t.http.read_timeout:g} s after "
+                                  f"{received} bytes (read timeout)") from None
+                raise _Dropped(f"connection dropped after {received} bytes") from None
+            if not chunk:
                 break
             out.write(chunk)
-            out.flush()
+            out.flush()  # a Ctrl-C keeps what arrived
             received += len(chunk)
+            meter.add(len(chunk))
             bar.update(len(chunk))
+            watchdog.check(received, total)
             if t.left() <= 0 and received != total:
                 raise t.gave_up(received)
-        if watchdog.fired and received != total:
-            raise t.gave_up(received)
+        watchdog.check(received, total)
         out.flush()
         os.fsync(out.fileno())
     return received
@@ -582,6 +688,7 @@ class _Job:
     note: str = ""
     session: requests.Session | None = None
     current: list = field(default_factory=list)  # the .part being written (for Ctrl-C)
+    given_up: dict = field(default_factory=dict)  # mirror -> why it is not asked again
 
 
 def fetch(name: str, data_dir: str | os.PathLike, options: FetchOptions | None = None,
@@ -663,13 +770,20 @@ def _fetch_file(job: _Job, spec: FileSpec) -> str:
     if job.options.source_dir is not None:
         return _import(job, spec, part, final)
     failures = []
-    for mirror in job.mirrors:
+    for i, mirror in enumerate(job.mirrors):
+        if mirror in job.given_up:  # it stalled or did not resolve for an earlier file
+            failures.append(f"{mirror}: {job.given_up[mirror]} (for an earlier file)")
+            continue
         try:
             return _from_mirror(job, spec, mirror)
         except (_MirrorFailed, DataError) as error:
             why = error.message if isinstance(error, DataError) else str(error)
             failures.append(f"{mirror}: {why}")
-            job.info(f"{spec.name}: {mirror} failed: {why}")
+            if isinstance(error, _GiveUp):
+                job.given_up[mirror] = why
+            verb = "" if why.startswith("stalled") else "failed: "
+            more = "; trying the next mirror" if i + 1 < len(job.mirrors) else ""
+            job.info(f"{spec.name}: mirror {mirror} {verb}{why}{more}")
     note = f"; {job.note}" if job.note else ""
     raise _EveryMirrorFailed(
         f"{spec.name}: every mirror failed: " + "; ".join(failures) + note,
