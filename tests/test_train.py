@@ -544,3 +544,19 @@ def test_progress_bar_shows_the_whole_runs_elapsed_time_and_eta():
     # a quarter of epoch 1 in 20 s: 80 s an epoch, 60 s of this one and 3 more to go
     assert progress.postfix() == "loss 0.5000 · run 0:30 elapsed · ETA 5:00"
     progress.close()
+
+
+def test_the_lines_name_what_this_invocation_trains():
+    from mlpcli.run.eta import RunTimer
+
+    def after_one_epoch(first, last, epochs):
+        timer = RunTimer(started=0.0, first=first, last=last, epochs=epochs)
+        timer.start_epoch(0.0)
+        timer.end_epoch(10.0)
+        return timer
+
+    assert after_one_epoch(1, 3, 3).epochs_named() == "3 epochs"
+    assert after_one_epoch(1, 2, 3).epochs_named() == "epochs 1–2 of 3"  # --stop-after 2
+    assert after_one_epoch(3, 6, 6).total(10.0) == "total wall time 0:10 (epoch 3 of 6, 10.0 s an epoch)"
+    assert after_one_epoch(1, 6, 6).total(10.0) == "total wall time 0:10 (1 epoch, 10.0 s an epoch)"
+    assert RunTimer(0.0, 3, 6, 6).total(4.0) == "total wall time 0:04 (0 epochs)"  # interrupted in its first

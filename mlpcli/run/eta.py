@@ -79,7 +79,7 @@ class RunTimer:
     def epochs_named(self) -> str:
         """"300 epochs", or "epochs 3–4 of 300" when this invocation is not the whole run."""
         whole = self.first == 1 and self.last == self.epochs
-        return f"{self.planned} epochs" if whole else f"epochs {self.first}–{self.last} of {self.epochs}"
+        return f"{self.planned} epochs" if whole else _span(self.first, self.last, self.epochs)
 
     def estimate(self, now: float, wall: datetime) -> str:
         """The line said once, after the first epoch: how long this invocation takes, at what
@@ -98,9 +98,14 @@ class RunTimer:
     def total(self, now: float) -> str:
         """The last line: the invocation's wall time, and what it did."""
         pace = f", {self.per_epoch:.1f} s an epoch" if self.per_epoch is not None else ""
-        what = f"{self.done} epoch{'s' * (self.done != 1)}" if self.first == 1 else (
-            f"epochs {self.first}–{self.first + self.done - 1} of {self.epochs}" if self.done else "no epoch")
+        what = f"{self.done} epoch{'s' * (self.done != 1)}" if self.first == 1 or not self.done else (
+            _span(self.first, self.first + self.done - 1, self.epochs))
         return f"total wall time {clock(now - self.started)} ({what}{pace})"
+
+
+def _span(first: int, last: int, epochs: int) -> str:
+    """"epochs 3–4 of 10", or "epoch 4 of 10"."""
+    return f"epoch {first} of {epochs}" if first == last else f"epochs {first}–{last} of {epochs}"
 
 
 def clock(seconds: float) -> str:
