@@ -11,7 +11,8 @@ import numpy as np
 from mlpcli.data.fetch import load_splits
 from mlpcli.data.splits import names_for_network
 from mlpcli.errors import ConfigError
-from mlpcli.nn.evaluate import EvalResult, dumps, evaluate, format_report
+from mlpcli.nn import evaluate as scoring
+from mlpcli.nn.evaluate import EvalResult, dumps, format_report
 from mlpcli.nn.network import Network
 from mlpcli.run import checkpoint as ckpt_io
 from mlpcli.run.config import load_config
@@ -56,8 +57,8 @@ def evaluate_checkpoint(checkpoint: Path, split: str = "test", *, data_dir: Path
     X, y = {"test": (splits.X_test, splits.y_test), "validation": (splits.X_val, splits.y_val),
             "train": (splits.X_train, splits.y_train)}[split]
     names = names_for_network(splits, ckpt.network.layers, ckpt.meta.get("class_names"))
-    result = evaluate(ckpt.network, X, y, batch_size=batch_size, class_names=names,
-                      keep_probabilities=keep_probabilities)
+    result = scoring.evaluate(ckpt.network, X, y, batch_size=batch_size, class_names=names,
+                              keep_probabilities=keep_probabilities)
     return CheckpointEvaluation(Path(checkpoint), split, splits.dataset, ckpt.network, X, y, result)
 
 
