@@ -31,7 +31,8 @@ def table(header: list[str], rows: list[list[str]], attrs: list[str] | None = No
         f"<tr{(' ' + attrs[i]) if attrs else ''}>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
         for i, row in enumerate(rows)
     )
-    return f'<table class="reference">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n'
+    return (f'<div class="reference"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n'
+            "</table></div>\n")
 
 
 # --- the CLI -----------------------------------------------------------------------------------
@@ -139,11 +140,22 @@ def config_reference() -> str:
 # --- the Python API ----------------------------------------------------------------------------
 
 
-def _signature(obj) -> str:
+def _signature(obj, name: str) -> str:
+    """``name(parameters) -> result``, one parameter per line when it is long."""
     try:
-        return str(inspect.signature(obj)).replace("'", "")
+        signature = inspect.signature(obj)
     except (TypeError, ValueError):
-        return "(…)"
+        return f"{name}(…)"
+    text = f"{name}{signature}".replace("'", "")
+    if len(text) <= 88:
+        return text
+    result = "" if signature.return_annotation is inspect.Signature.empty else f" -> {signature.return_annotation}"
+    parameters = [str(p).replace("'", "") for p in signature.parameters.values()]
+    if any(p.kind is p.KEYWORD_ONLY for p in signature.parameters.values()) and not any(
+            p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
+        first = next(i for i, p in enumerate(signature.parameters.values()) if p.kind is p.KEYWORD_ONLY)
+        parameters.insert(first, "*")
+    return f"{name}(\n" + "".join(f"    {p},\n" for p in parameters) + ")" + result.replace("'", "")
 
 
 def _doc(obj) -> str:
@@ -174,7 +186,7 @@ def api_entry(name: str) -> str:
     obj = getattr(mlpcli, name)
     kind = "class" if inspect.isclass(obj) else "function"
     lines = [f"## `mlpcli.{name}`", "", f"*{kind}* `{module}.{attribute}`", "", "```python",
-             f"{'class ' if kind == 'class' else ''}mlpcli.{name}{_signature(obj)}", "```", "", _doc(obj), ""]
+             f"{'class ' if kind == 'class' else ''}{_signature(obj, 'mlpcli.' + name)}", "```", "", _doc(obj), ""]
     if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
         fields = [[f"<code>{f.name}</code>", cell(str(f.type))] for f in dataclasses.fields(obj)]
         lines += [table(["field", "type"], fields), ""]
@@ -183,7 +195,7 @@ def api_entry(name: str) -> str:
             if isinstance(value, property):
                 lines += [f"### `.{member}`", "", "*property*", "", _doc(value.fget), ""]
             else:
-                lines += [f"### `.{member}`", "", "```python", f"{member}{_signature(value)}", "```", "",
+                lines += [f"### `.{member}`", "", "```python", _signature(value, member), "```", "",
                           _doc(value), ""]
     return "\n".join(lines)
 
