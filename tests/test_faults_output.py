@@ -188,8 +188,14 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize("side, shown", [(10_000, "10000×10000 pixels (100 megapixels)"),  # over the limit: a warning
-                                         (20_000, "too large to decode safely")])  # over twice the limit: an error
+@pytest.mark.parametrize("side, shown", [
+    # A camera's size (over Pillow's 89-megapixel limit): decoded, so the empty data is the error.
+    (10_000, "cannot decode the image (image file is truncated"),
+    # Sizes no camera makes: refused from the header, before anything is decoded.
+    (15_900, "15900×15900 pixels (253 megapixels), more than mlpcli decodes (250 megapixels"),
+    (20_000, "20000×20000 pixels (400 megapixels), more than mlpcli decodes (250 megapixels"),
+    (60_000, "60000×60000 pixels (3600 megapixels), more than mlpcli decodes (250 megapixels"),
+])
 def test_predict_on_a_huge_image_is_one_line_without_a_warning(small_checkpoint, tmp_path, side, shown):
     image = tmp_path / "huge.png"
     image.write_bytes(png_header_only(side, side))

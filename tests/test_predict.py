@@ -403,3 +403,91 @@ def test_preprocess_choices_match_the_library():
 
     choice = next(p for p in predict_command.params if p.name == "mode").type
     assert tuple(choice.choices) == images.PREPROCESS_MODES
+
+
+# --- camera-sized photos: decoded reduced, memory bounded ----------------------------------------
+
+PHOTO = (9000, 12000)  # rows, columns: a 108-megapixel photo, over Pillow's 89-megapixel limit
+
+
+def photo(pixels: np.ndarray, rotate: int = 0) -> Image.Image:
+    """A 12000×9000 photo of white paper with a 28×28 example drawn 5600 pixels tall, dark on
+    light, in the middle (turned ``rotate`` degrees counter-clockwise)."""
+    big = np.repeat(np.repeat(255 - pixels.reshape(28, 28), 200, axis=0), 200, axis=1)
+    big = np.rot90(big, rotate // 90)
+    page = np.full(PHOTO, 255, np.uint8)
+    top, left = (PHOTO[0] - big.shape[0]) // 2, (PHOTO[1] - big.shape[1]) // 2
+    page[top:top + big.shape[0], left:left + big.shape[1]] = big
+    return Image.fromarray(page)
+
+
+def predict_measured(ckpt: Path, image: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """``mlpcli predict ckpt image --json`` in a real process, and its peak memory in MB: the
+    high-water mark of its resident memory (Linux's VmHWM, which starts afresh at exec, unlike
+    getrusage's ru_maxrss, which keeps the forking test process's)."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: sys.stderr.write(''.join(line for line in "
+            "open('/proc/self/status') if line.startswith('VmHWM'))))\n"
+            "from mlpcli.cli import main\n"
+            f"sys.argv = ['mlpcli', 'predict', {str(ckpt)!r}, {str(image)!r}, '--json']\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    peak = [line for line in proc.stderr.splitlines() if line.startswith("VmHWM")]
+    return proc, int(peak[-1].split()[1]) / 1024 if peak else float("nan")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's VmHWM")
+@pytest.mark.parametrize("suffix, limit_mb", [(".png", 220), (".jpg", 120)])
+def test_a_108_megapixel_photo_is_predicted_with_memory_bounded(model_files, trained, tmp_path,
+                                                                 suffix, limit_mb):
+    """A PNG is decoded in full (108 MB of gray pixels) and shrunk a strip at a time: about
+    150 MB in all; a JPEG is decoded at 1/8 of its size: about 60 MB. Decoding either in full
+    and shrinking the whole took about 260 MB."""
+    ckpt, _, ring = model_files
+    _, X_test, _ = trained
+    path = tmp_path / f"photo{suffix}"
+    photo(X_test[ring]).save(path, **({"quality": 90} if suffix == ".jpg" else {}))
+    proc, peak_mb = predict_measured(ckpt, path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr and "Traceback" not in proc.stderr
+    print(f"{path.name}: peak memory {peak_mb:.0f} MB")
+    (prediction,) = json.loads(proc.stdout)["predictions"]
+    assert prediction["source"] == str(path) and prediction["top"][0]["label"] == 0  # the ring
+    assert peak_mb < limit_mb, peak_mb
+
+
+@pytest.mark.parametrize("orientation, rotate", [(6, 90), (8, 270), (3, 180)])
+def test_a_large_photo_is_turned_upright_by_its_exif_orientation(model_files, trained, tmp_path,
+                                                                  orientation, rotate):
+    """The bar (class 1) stored turned, with the EXIF tag that says how to turn it back."""
+    ckpt, _, _ = model_files
+    _, X_test, y_test = trained
+    bar = int(np.flatnonzero(y_test == 1)[0])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "turned.jpg"
+    photo(X_test[bar], rotate).save(path, quality=90, exif=exif)
+    gray = images.load_image(path)
+    assert gray.shape == (1024, 768) if rotate in (90, 270) else gray.shape == (768, 1024)
+    result = CliRunner().invoke(cli, ["predict", str(ckpt), str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["predictions"][0]["top"][0]["label"] == 1
+
+
+def test_large_images_of_every_mode_decode_to_the_same_gray(tmp_path):
+    """Shrunk strip by strip, a 3000×2200 picture (over twice MAX_SIDE) gives the same pixels
+    whatever mode it is stored in: gray, RGB, with alpha (flattened), with a palette."""
+    page = np.full((2200, 3000), 255, np.uint8)
+    page[600:1600, 1000:1300] = 0
+    base = Image.fromarray(page)
+    rgba = base.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.where(page == 0, 255, 0).astype(np.uint8)))  # ink on nothing
+    stored = {"L": base, "RGB": base.convert("RGB"), "RGBA": rgba, "P": base.convert("P"),
+              "I;16": base.convert("I;16")}
+    decoded = {}
+    for mode, img in stored.items():
+        img.save(tmp_path / f"{mode.replace(';', '')}.png")
+        decoded[mode] = images.load_image(tmp_path / f"{mode.replace(';', '')}.png").astype(int)
+    assert decoded["L"].shape == (751, 1024)  # 2200 × 1024 / 3000, rounded
+    for mode, gray in decoded.items():
+        assert gray.shape == decoded["L"].shape and np.abs(gray - decoded["L"]).max() <= 2, mode

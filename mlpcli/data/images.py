@@ -3,8 +3,9 @@
 The data sources (image folders), ``mlpcli predict`` and the page all turn a picture into
 28×28 uint8 pixels here:
 
-1. ``load_image`` decodes with Pillow (the optional ``plot`` extra), applies the EXIF
-   rotation, flattens any transparency and converts to grayscale;
+1. ``load_image`` decodes with Pillow (the optional ``plot`` extra) — a large photo reduced,
+   with memory bounded, up to ``MAX_PIXELS`` (camera sizes) — applies the EXIF rotation,
+   flattens any transparency and converts to grayscale;
 2. ``to_ink``: MNIST-format data is light ink on a black background, so an image whose
    background (the median of its border) is light is inverted;
 3. ``preprocess``:
@@ -19,6 +20,9 @@ Everything after decoding is plain NumPy, so it works on arrays without Pillow.
 
 from __future__ import annotations
 
+import math
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,12 @@ PREPROCESS_MODES = ("auto", "digits", "none")
 SIDE = 28  # MNIST-format images are 28×28
 BOX = 20  # digits are scaled to fit a 20×20 box inside the 28×28 frame
 MAX_SIDE = 1024  # larger images are shrunk first: 28 output pixels need no more
+# The largest photos cameras take (phones with 200-megapixel sensors: 16320×12240) fit; more is
+# refused before anything is decoded, as a decompression bomb would be (Pillow's own limit,
+# about 89 megapixels, refuses photos of today's cameras).
+MAX_PIXELS = 250_000_000
+STRIP_PIXELS = 4_000_000  # a large image is shrunk a strip of about this many pixels at a time
+_ORIENTATION = 0x0112  # the EXIF tag that says how the camera was held
 
 
 # --- decoding (Pillow) ------------------------------------------------------------------------
@@ -44,24 +54,24 @@ def check_regular_file(path: str | Path, what: str) -> None:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """A 2-D uint8 grayscale array from an image file (PNG, JPEG, BMP, GIF, TIFF, …).
+    """A 2-D uint8 grayscale array from an image file (PNG, JPEG, BMP, GIF, TIFF, …), at most
+    ``MAX_SIDE`` pixels on its longer side.
 
-    Transparent pixels are flattened onto a background that contrasts with the ink, so a
-    drawing exported with a transparent background still has one.
+    Large photos are decoded with memory bounded: a JPEG at 1/2, 1/4 or 1/8 of its size (the
+    decoder's own scaling), any other format in full (Pillow cannot decode part of a PNG) and
+    then shrunk a strip at a time, so the decoded pixels are the only full-size copy — 1 byte
+    per pixel for grayscale, 4 for color. Transparent pixels are flattened onto a background
+    that contrasts with the ink, so a drawing exported with a transparent background still has
+    one. The EXIF orientation is applied.
     """
     Image = require("PIL.Image", "reading images")
-    ImageOps = require("PIL.ImageOps", "reading images")
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path} is a folder, not an image", "give the path of an image file")
     check_regular_file(path, "an image")
     try:
         with _open_image(Image, path) as img:
-            img = ImageOps.exif_transpose(img)
-            img.load()
-            if max(img.size) > MAX_SIDE:
-                img.thumbnail((MAX_SIDE, MAX_SIDE))
-            gray = _flatten_to_gray(img, Image)
+            gray = _decode(Image, img, path)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file", "check the path") from None
     except PermissionError:
@@ -72,8 +82,8 @@ def load_image(path: str | Path) -> np.ndarray:
         ) from None
     except DataError:
         raise
-    except Image.DecompressionBombError as error:
-        raise DataError(f"{path}: too large to decode safely ({error})", TOO_LARGE_HINT) from None
+    except MemoryError:
+        raise DataError(f"{path}: not enough memory to decode it", TOO_LARGE_HINT) from None
     except Exception as error:  # noqa: BLE001 — Pillow's decoders raise many kinds on a broken file
         raise DataError(
             f"{path}: cannot decode the image ({error or type(error).__name__})",
@@ -85,22 +95,82 @@ def load_image(path: str | Path) -> np.ndarray:
 TOO_LARGE_HINT = f"shrink it first: 28×28 pixels are predicted, {MAX_SIDE}×{MAX_SIDE} is plenty"
 
 
+@contextmanager
 def _open_image(Image, path: Path):
     """``Image.open`` (lazy: the header only) that refuses, before decoding, an image of more
-    pixels than Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) — one line,
-    instead of Pillow's DecompressionBombWarning and gigabytes of pixels."""
-    import warnings
+    than ``MAX_PIXELS`` pixels — one line, instead of Pillow's DecompressionBombWarning or
+    error, whose limit (about 89 megapixels) is below today's cameras; Pillow's own check is
+    off while mlpcli's holds."""
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise DataError(f"{path} is {width}×{height} pixels ({width * height / 1e6:.0f} "
+                                f"megapixels), more than mlpcli decodes ({MAX_PIXELS / 1e6:.0f} "
+                                "megapixels: more than any camera takes)", TOO_LARGE_HINT)
+            yield img
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, exactly
-        img = Image.open(path)
-    limit = Image.MAX_IMAGE_PIXELS
+
+def _decode(Image, img, path: Path) -> np.ndarray:
+    """The opened image, decoded small (``load_image``), upright, as grayscale."""
+    if max(img.size) > MAX_SIDE:  # a JPEG decodes straight to grayscale at 1/2 … 1/8 of its size
+        scale = MAX_SIDE / max(img.size)
+        img.draft("L" if img.mode in ("L", "RGB") else None,
+                  (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale)))
+    _check_memory(img, path)
+    orientation = img.getexif().get(_ORIENTATION, 1)
+    img.load()
+    small = _shrunk(Image, img)
+    method = _TRANSPOSE.get(orientation)
+    if method is not None:
+        small = small.transpose(getattr(Image.Transpose, method))
+    if max(small.size) > MAX_SIDE:
+        small.thumbnail((MAX_SIDE, MAX_SIDE))
+    return _flatten_to_gray(small, Image)
+
+
+# EXIF orientation → the transpose that makes the picture upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+              6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def _check_memory(img, path: Path) -> None:
+    """Refuse an image whose decoded pixels would take more than half this machine's memory
+    (Pillow keeps 1 byte per pixel for grayscale and palettes, 2 for 16-bit, else 4)."""
     width, height = img.size
-    if limit and width * height > limit:
-        img.close()
-        raise DataError(f"{path} is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels), more "
-                        f"than predict decodes ({limit / 1e6:.0f} megapixels)", TOO_LARGE_HINT)
-    return img
+    needed = width * height * (1 if img.mode in ("1", "L", "P") else 2 if img.mode.startswith("I;16") else 4)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return
+    if memory > 0 and needed > memory // 2:
+        raise DataError(f"{path}: decoding its {width}×{height} pixels needs {needed / 1e9:.1f} GB, "
+                        f"more than half this machine's memory ({memory / 1e9:.1f} GB)", TOO_LARGE_HINT)
+
+
+def _shrunk(Image, img):
+    """The decoded ``img`` shrunk by a whole factor (box filter; alpha premultiplied) to
+    between ``MAX_SIDE`` and twice that on its longer side, a strip of rows at a time, so that
+    no second full-size copy (a converted mode, premultiplied alpha) is ever made."""
+    factor = max(img.size) // MAX_SIDE
+    if factor < 2:
+        return img
+    width, height = img.size
+    rows = factor * max(1, STRIP_PIXELS // (width * factor))
+    out = None
+    for top in range(0, height, rows):
+        strip = img.crop((0, top, width, min(height, top + rows)))
+        if strip.mode in ("P", "PA", "1") or strip.mode.startswith("I;16"):  # reduce cannot
+            alpha = "A" in strip.mode or "transparency" in strip.info
+            strip = strip.convert("RGBA" if alpha else "L")
+        small = strip.reduce(factor)
+        if out is None:
+            out = Image.new(small.mode, (-(-width // factor), -(-height // factor)))
+        out.paste(small, (0, top // factor))
+    return out
 
 
 def _flatten_to_gray(img, Image) -> np.ndarray:
