@@ -21,6 +21,7 @@ from mlpcli.cli.page import page_command
 from mlpcli.cli.plot import plot_command
 from mlpcli.cli.predict import predict_command
 from mlpcli.cli.train import train_command
+from mlpcli.cli.tune import tune_command
 from mlpcli.errors import Interrupted, MlpcliError
 
 
@@ -120,7 +121,7 @@ def cli(debug: bool) -> None:
 
 # One module per command; help lists them alphabetically.
 for _command in (fetch_command, train_command, eval_command, gradcheck_command, predict_command, plot_command,
-                 page_command):
+                 page_command, tune_command):
     cli.add_command(_command)
 
 

@@ -24,7 +24,8 @@ from mlpcli.nn.infer import as_probabilities
 from mlpcli.data.images import SIDE
 from mlpcli.errors import require
 from mlpcli.files import atomic_write
-from mlpcli.run.runs import read_metrics
+from mlpcli.run.runs import CONFIG_FILE, METRICS_FILE, read_metrics
+from mlpcli.run.train import LOCATION_KEYS, flat_keys  # LOCATION_KEYS: never what tells runs apart
 
 if TYPE_CHECKING:
     from mlpcli.nn.evaluate import EvalResult
@@ -154,11 +155,123 @@ def _mark_best(ax, best: int, val: float, key: str) -> None:
 
 def plot_curves(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Draw ``run_dir/metrics.jsonl`` to ``out`` (default ``run_dir/curves.png``)."""
-    records = read_metrics(run_dir)
+    records = drawable_metrics(run_dir)
     run_dir = Path(run_dir)
     folder = run_dir if run_dir.is_dir() else run_dir.parent
     out = Path(out) if out is not None else folder / "curves.png"
     return save_figure(curves_figure(records, title=f"Learning curves — {folder.resolve().name}"), out)
+
+
+CURVE_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def drawable_metrics(run_dir) -> list[dict]:
+    """``read_metrics(run_dir)``, or a ``CheckpointError`` when no epoch holds a loss or an
+    accuracy to draw (a picture of empty axes is not an answer)."""
+    records = read_metrics(run_dir)
+    if all(np.all(np.isnan(_series(records, key))) for key in CURVE_KEYS):
+        raise CheckpointError(f"{run_dir} has nothing to draw: none of the {len(records)} epochs in its "
+                              f"{METRICS_FILE} holds a loss or an accuracy",
+                              f"give a run folder whose metrics.jsonl has {', '.join(CURVE_KEYS)}")
+    return records
+
+
+# --- several runs on one figure (Nielsen's comparisons) --------------------------------------------
+
+def run_folders(paths) -> list[Path]:
+    """The run folders to compare: each path that is a run folder, and the trial folders (the
+    subfolders holding a metrics.jsonl, by name) of each that is a study folder."""
+    folders = []
+    for path in map(Path, paths):
+        trials = sorted(p.parent for p in path.glob(f"*/{METRICS_FILE}")) if path.is_dir() else []
+        if trials and not (path / METRICS_FILE).exists():
+            folders += trials
+        else:
+            folders.append(path)
+    return folders
+
+
+def short_names(keys) -> dict[str, str]:
+    """Each dotted key by its last part (``learning_rate``), unless two keys share it."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: part if last.count(part) == 1 else k for k, part in zip(keys, last)}
+
+
+def differing_labels(folders: Sequence[Path]) -> tuple[list[str], list[str]]:
+    """(one label per run, the config keys they differ in): each run labeled by its values of
+    the keys whose values differ between the runs' config.yaml files (``learning_rate=0.25``),
+    or by its folder's name when that tells nothing apart."""
+    configs = [_config_of(folder) for folder in folders]
+    keys = sorted({k for c in configs for k in c if k not in LOCATION_KEYS})
+    differ = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    names = short_names(differ)
+    labels = [", ".join(f"{names[k]}={_shown(c.get(k))}" for k in differ) for c in configs]
+    if not differ or len(set(labels)) < len(labels):
+        labels = [f"{folder.name}: {label}" if label else folder.name for folder, label in zip(folders, labels)]
+    return labels, differ
+
+
+def _config_of(folder: Path) -> dict:
+    from mlpcli.run.schema import load_yaml
+
+    path = folder / CONFIG_FILE
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, MlpcliError):
+        return {}
+    return flat_keys(raw) if isinstance(raw, dict) else {}
+
+
+def _shown(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ",".join(map(_shown, value)) + "]"
+    return str(value)
+
+
+def compare_figure(runs: Sequence[tuple[str, list[dict]]], title: str = "Learning curves"):
+    """Several runs' training loss and validation accuracy per epoch, one color per run —
+    Nielsen's comparison plots (chapter 3: the cost for η = 0.025, 0.25 and 2.5)."""
+    plt = pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=CURVES_SIZE, dpi=DPI, layout="constrained")
+    colors = plt.get_cmap("tab10" if len(runs) <= 10 else "viridis")
+    for i, (label, records) in enumerate(runs):
+        color = colors(i if len(runs) <= 10 else i / max(1, len(runs) - 1))
+        epochs = np.array([int(r["epoch"]) for r in records])
+        for ax, key, scale in ((ax_loss, "train_loss", 1.0), (ax_acc, "val_accuracy", 100.0)):
+            values = _series(records, key) * scale
+            if not np.all(np.isnan(values)):
+                ax.plot(epochs, values, marker="o", markersize=2.5, color=color, label=label)
+    for ax, what, ylabel in ((ax_loss, "Training loss", "loss (data cost, no L2 term)"),
+                             (ax_acc, "Validation accuracy", "accuracy (%)")):
+        ax.set(xlabel="epoch", ylabel=ylabel, title=f"{what} per epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(True, alpha=0.3)
+    with_lines = ax_acc if ax_acc.get_lines() else ax_loss
+    if with_lines.get_lines() and len(runs) <= 4:
+        with_lines.legend(loc="best", fontsize=8)
+    elif with_lines.get_lines():  # many runs: the legend beside the axes, not over the curves
+        fig.legend(*with_lines.get_legend_handles_labels(), loc="outside right upper", fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_runs(paths, out: str | Path | None = None) -> Path:
+    """Draw several runs' curves on one figure (``paths``: run folders, or study folders for all
+    their trials) to ``out`` — default: a study's own curves.png, else compare.png here. One
+    run folder alone is ``plot_curves``."""
+    pyplot()  # a missing extra fails before any work
+    folders = run_folders(paths)
+    if len(paths) == 1 and folders == [Path(paths[0])]:
+        return plot_curves(paths[0], out)
+    runs = [drawable_metrics(folder) for folder in folders]
+    labels, differ = differing_labels(folders)
+    if out is None:
+        study = len(paths) == 1 and len(folders) > 1
+        out = Path(paths[0]) / "curves.png" if study else Path("compare.png")
+    title = f"{len(folders)} runs" + (f" — {', '.join(short_names(differ).values())}" if differ else "")
+    return save_figure(compare_figure(list(zip(labels, runs)), title), out)
 
 
 # --- confusion matrix and mistakes ------------------------------------------------------------

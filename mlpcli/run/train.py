@@ -58,11 +58,13 @@ SIGTERM_EXIT = 143
 
 
 class Progress(Protocol):
-    """What ``fit`` reports as it goes. Every method is optional to act on."""
+    """What ``fit`` reports as it goes. Every method is optional to act on. ``end_epoch`` may
+    return a reason to stop (a word, e.g. "pruned"): the run then ends after that epoch, cleanly,
+    as ``stop_after`` ends it — how a hyperparameter search stops a hopeless trial."""
 
     def start_epoch(self, epoch: int, epochs: int, n_batches: int) -> None: ...
     def batch(self, loss: float) -> None: ...
-    def end_epoch(self, metrics: dict) -> None: ...
+    def end_epoch(self, metrics: dict) -> str | None: ...
     def message(self, text: str) -> None: ...
 
 
@@ -94,7 +96,7 @@ class History:
     run_dir: Path
     network: Network
     epochs: list[dict] = field(default_factory=list)
-    stopped: str = "completed"  # completed | early_stopping | stop_after
+    stopped: str = "completed"  # completed | early_stopping | stop_after | what a Progress asked
     best_epoch: int | None = None
     best_val_accuracy: float | None = None
 
@@ -255,7 +257,7 @@ def resume_config(saved, config):
     """The config a resumed run continues with: the checkpoint's, with at most more epochs."""
     if config is None:
         return saved.config
-    old, new = _flatten(config_to_dict(saved.config)), _flatten(config_to_dict(config))
+    old, new = flat_keys(config_to_dict(saved.config)), flat_keys(config_to_dict(config))
     differ = [k for k in sorted(set(old) | set(new))
               if k not in LOCATION_KEYS and k != "training.epochs" and old.get(k) != new.get(k)]
     if differ:
@@ -271,11 +273,12 @@ def resume_config(saved, config):
     return dataclasses.replace(config, name=saved.config.name)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flat_keys(d: dict, prefix: str = "") -> dict:
+    """A nested mapping as dotted keys: ``{"a": {"b": 1}}`` → ``{"a.b": 1}``."""
     flat = {}
     for key, value in d.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flat_keys(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -315,18 +318,18 @@ def fit(run, splits, out_dir=None, *, stop_after: int | None = None, progress: P
     _open(run, splits, progress)
     history = History(run.dir, run.network, run.rows, "completed", run.state.best_epoch, run.state.best_val_accuracy)
     trainer = _Epochs(run, splits, progress)
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         try:
             for epoch in range(run.state.epoch, run.epochs):
                 metrics = trainer.epoch(epoch)
                 _commit(run, metrics)
                 history.best_epoch, history.best_val_accuracy = run.state.best_epoch, run.state.best_val_accuracy
-                progress.end_epoch(metrics)
-                history.stopped = _stop_reason(run, stop_after, progress)
+                asked = progress.end_epoch(metrics)
+                history.stopped = asked or _stop_reason(run, stop_after, progress)
                 if history.stopped != "completed":
                     break
         except KeyboardInterrupt as stop:
-            raise _interrupted(run, isinstance(stop, _Terminated)) from None
+            raise _interrupted(run, isinstance(stop, Terminated)) from None
         except _Diverged as d:
             raise _diverged(run, d.epoch, d.what, d.value) from None
     _finish(run, splits, progress)
@@ -553,7 +556,9 @@ class _Epochs:
         for first in range(0, n, self.chunk):
             rows = order[first : first + self.chunk]
             k, labels = len(rows), y[rows]
-            Xc = scale01(augment(X[rows], rng, c.data.augment), net.dtype, out=self.X[:k])
+            clean = epoch > run.epochs - c.data.augment.clean_last  # epoch is 1-based
+            Xc = scale01(X[rows] if clean else augment(X[rows], rng, c.data.augment), net.dtype,
+                         out=self.X[:k])
             Yc, AL = self.one_hot(labels), self.AL[:k]
             for s in range(0, k, m):
                 ws = self.workspace(min(m, k - s))
@@ -607,16 +612,16 @@ def _writing(run: Run, path: Path):
 # --- signals --------------------------------------------------------------------------------
 
 
-class _Terminated(KeyboardInterrupt):
+class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interruption so that it ends a run as Ctrl-C does."""
 
 
 def _raise_terminated(signum, frame):
-    raise _Terminated
+    raise Terminated
 
 
 @contextmanager
-def _terminate_as_interrupt():
+def terminate_as_interrupt():
     """While training, SIGTERM (kill, systemd, Slurm, containers) interrupts like Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -643,7 +648,7 @@ def _signals_deferred():
         for s, handler in previous.items():
             signal.signal(s, handler)
     if signal.SIGTERM in received:
-        raise _Terminated
+        raise Terminated
     if received:
         raise KeyboardInterrupt
 
