@@ -147,6 +147,77 @@ def test_plot_in_a_subprocess(tmp_path):
     assert png_size(tmp_path / "x.png") == (1100, 420)
 
 
+def test_a_run_with_nothing_to_draw_is_one_line_and_writes_no_file(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "seconds": 1.5}\n')
+    result = CliRunner().invoke(cli, ["plot", str(run)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith(f"Error: {run} has nothing to draw: none of the 2 epochs")
+    assert list(run.iterdir()) == [run / "metrics.jsonl"]
+    other = write_run(tmp_path / "other", [record(1, 0.5)])
+    result = CliRunner().invoke(cli, ["plot", str(other), str(run), "-o", str(tmp_path / "both.png")])
+    assert result.exit_code == 1 and "nothing to draw" in result.output and not (tmp_path / "both.png").exists()
+
+
+# --- several runs on one figure ----------------------------------------------------------------
+
+
+def write_configured_run(folder: Path, learning_rate: float, records: list[dict], **more) -> Path:
+    write_run(folder, records)
+    extra = "".join(f"  {key}: {value}\n" for key, value in more.items())
+    (folder / "config.yaml").write_text(f"name: {folder.name}\ndata:\n  path: /data/{folder.name}\n"
+                                        f"training:\n  learning_rate: {learning_rate}\n  epochs: 3\n{extra}")
+    return folder
+
+
+def test_several_runs_share_one_figure_labeled_by_what_differs(tmp_path):
+    """Nielsen's chapter 3 comparison: three learning rates, one figure; where the data live and
+    the run's name differ too, but do not tell the runs apart."""
+    rates = (0.025, 0.25, 2.5)
+    folders = [write_configured_run(tmp_path / f"eta{i}", eta, [record(e, 0.5 + 0.1 * i + 0.01 * e) for e in (1, 2, 3)])
+               for i, eta in enumerate(rates)]
+    labels, differ = plot.differing_labels(folders)
+    assert differ == ["training.learning_rate"]
+    assert labels == ["learning_rate=0.025", "learning_rate=0.25", "learning_rate=2.5"]
+    result = CliRunner().invoke(cli, ["plot", *map(str, folders), "-o", str(tmp_path / "eta.png")])
+    assert result.exit_code == 0, result.output
+    assert png_size(tmp_path / "eta.png") == (1100, 420)
+    fig = plot.compare_figure([(label, runs.read_metrics(f)) for label, f in zip(labels, folders)])
+    loss_ax, acc_ax = fig.axes[:2]
+    for ax, key, scale in ((loss_ax, "train_loss", 1), (acc_ax, "val_accuracy", 100)):
+        lines = lines_by_label(ax)
+        assert set(lines) == set(labels)
+        for label, folder in zip(labels, folders):
+            assert np.allclose(lines[label].get_ydata(), [r[key] * scale for r in runs.read_metrics(folder)])
+    assert {line.get_color() for line in acc_ax.get_lines()} == {line.get_color() for line in loss_ax.get_lines()}
+    assert len({line.get_color() for line in acc_ax.get_lines()}) == 3
+    plot.pyplot().close(fig)
+
+
+def test_runs_whose_configs_do_not_tell_them_apart_are_labeled_by_folder(tmp_path):
+    same = [write_configured_run(tmp_path / name, 0.1, [record(1, 0.5)]) for name in ("seed-a", "seed-b")]
+    assert plot.differing_labels(same)[0] == ["seed-a", "seed-b"]
+    bare = [write_run(tmp_path / name, [record(1, 0.5)]) for name in ("x", "y")]  # no config.yaml
+    assert plot.differing_labels(bare)[0] == ["x", "y"]
+
+
+def test_a_study_folder_draws_every_trial(tmp_path):
+    study = tmp_path / "study"
+    for n, (eta, l2) in enumerate([(0.1, 1.0), (0.5, 1.0), (0.1, 5.0)]):
+        write_configured_run(study / f"trial-{n:04d}", eta, [record(e, 0.6 + 0.01 * e) for e in range(1, 4 - n)],
+                             l2=l2)
+    (study / "trial-0003").mkdir()  # a trial stopped before its first epoch: nothing to draw, left out
+    (study / "study.db").write_bytes(b"")
+    assert plot.run_folders([study]) == [study / f"trial-{n:04d}" for n in range(3)]
+    labels, _ = plot.differing_labels(plot.run_folders([study]))
+    assert labels == ["l2=1, learning_rate=0.1", "l2=1, learning_rate=0.5", "l2=5, learning_rate=0.1"]
+    result = CliRunner().invoke(cli, ["plot", str(study)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"wrote {study / 'curves.png'}"
+    assert png_size(study / "curves.png") == (1100, 420)
+
+
 # --- missing extra ---------------------------------------------------------------------------
 
 

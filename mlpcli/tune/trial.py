@@ -15,6 +15,7 @@ to run again.
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 
 from mlpcli.data.fetch import load_splits
@@ -97,7 +98,7 @@ class Objective:
         values = {p.key: p.value(suggest(trial, p)) for p in self.plan.space.params}
         said = f"trial {trial.number}: " + ", ".join(f"{self.names[k]}={shown_value(v)}" for k, v in values.items())
         trial.set_user_attr("run_dir", run_name(trial.number))
-        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
             config = trial_config(self.plan.base, values, f"trial {trial.number}'s values")
             run = start(config, self.plan.folder / run_name(trial.number))
