@@ -141,8 +141,10 @@ def _arrays(path):
 
 
 @pytest.mark.parametrize("distortions", [(), ("data.augment.rotate=15", "data.augment.scale=0.15",
-                                               "data.augment.shear=10", "data.augment.elastic={alpha: 34, sigma: 4}")],
-                         ids=["shift+flip", "every distortion"])
+                                               "data.augment.shear=10", "data.augment.elastic={alpha: 34, sigma: 4}"),
+                                         ("data.augment.rotate=15", "data.augment.elastic={alpha: 34, sigma: 4}",
+                                          "data.augment.clean_fraction=0.5")],
+                         ids=["shift+flip", "every distortion", "distortions, the last 2 epochs clean"])
 def test_resume_with_dropout_and_augmentation_is_bit_exact(tiny_config, tmp_path, distortions):
     """4 epochs in one go == 2 epochs, stop, resume for 2 more: same weights and optimizer
     state bit for bit, with dropout masks and shifted, flipped (and distorted) batches drawn
@@ -173,6 +175,29 @@ def test_resume_with_dropout_and_augmentation_is_bit_exact(tiny_config, tmp_path
     plain = fit(tiny_config("model.layers=[784,16,12,10]", "training.epochs=4",
                               "training.optimizer=nesterov"), splits, tmp_path / "plain")
     assert not np.array_equal(_arrays(plain.last_checkpoint)["W1"], a["W1"])
+
+
+def test_the_clean_fraction_of_epochs_trains_on_the_undistorted_images(tiny_config, tmp_path):
+    """data.augment.clean_fraction: the first epochs are those of the distorted run, bit for bit;
+    the last ones are those of a run that was never distorted from there on — all clean equals
+    augmentation off."""
+    from mlpcli.data.splits import read_splits
+    from mlpcli.run.train import fit
+
+    on = ("data.augment.shift=2", "data.augment.rotate=15", "data.augment.elastic={alpha: 34, sigma: 4}")
+    splits = read_splits(tiny_config(*on).data)
+    distorted = fit(tiny_config(*on), splits, tmp_path / "distorted")
+    last_clean = fit(tiny_config(*on, "data.augment.clean_fraction=0.34"), splits, tmp_path / "last-clean")
+    all_clean = fit(tiny_config(*on, "data.augment.clean_fraction=1"), splits, tmp_path / "all-clean")
+    never = fit(tiny_config(), splits, tmp_path / "never")
+
+    def rows(history):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in history.epochs]
+
+    assert rows(last_clean)[:2] == rows(distorted)[:2]  # epochs 1–2 distorted, same draws
+    assert rows(last_clean)[2] != rows(distorted)[2]  # epoch 3 is not
+    assert rows(all_clean) == rows(never)
+    np.testing.assert_array_equal(_arrays(all_clean.last_checkpoint)["W1"], _arrays(never.last_checkpoint)["W1"])
 
 
 def test_flip_is_refused_for_digits(tiny_config):

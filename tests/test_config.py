@@ -33,7 +33,7 @@ from mlpcli.run.config import (
 )
 from mlpcli.errors import ConfigError
 
-PRESETS = ("fashion-mnist", "mnist", "nielsen-ch3", "seed-quadratic")
+PRESETS = ("fashion-mnist", "mnist", "mnist-record", "nielsen-ch3", "seed-quadratic")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -256,7 +256,7 @@ def test_folder_is_not_a_config(tmp_path):
 
 def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path):
     (tmp_path / "mnist").mkdir()
-    assert load_config("mnist") == load_config("mnist", ["training.epochs=300"])
+    assert load_config("mnist") == load_config("mnist", ["training.epochs=65"])
     assert load_config("mnist").name == "mnist"
 
 

@@ -324,7 +324,7 @@ def test_unknown_physical_memory_assumes_64_gib(monkeypatch):
     assert C.physical_memory() == 64 * 2**30
 
 
-@pytest.mark.parametrize("preset", ["mnist", "fashion-mnist", "nielsen-ch3", "seed-quadratic"])
+@pytest.mark.parametrize("preset", ["mnist", "mnist-record", "fashion-mnist", "nielsen-ch3", "seed-quadratic"])
 def test_presets_still_validate(preset):
     assert printed(train("--config", preset))["name"] == preset
 

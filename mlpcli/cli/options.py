@@ -47,7 +47,7 @@ class DatasetChoice(click.Choice):
 
 CONFIG_OPTION = click.option(
     "--config", "-c", "config_source", metavar="NAME|PATH",
-    help="A preset name (mnist, fashion-mnist, nielsen-ch3, seed-quadratic) or a YAML file [default: mnist].")
+    help="A preset name (mnist, mnist-record, fashion-mnist, nielsen-ch3, seed-quadratic) or a YAML file [default: mnist].")
 SET_OPTION = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
     help="Override one config key, value parsed as YAML; repeatable "

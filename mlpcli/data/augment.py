@@ -49,6 +49,12 @@ CENTRE = (SIDE - 1) / 2
 BLOCK = 32  # images distorted at a time: each working array (32 × 784 float32) is 100 kB
 
 
+def clean_epochs(spec, epochs: int) -> int:
+    """How many of a run's last ``epochs`` train on the images as they are: ``spec``'s
+    clean_fraction of them, rounded half up (0.1 of 65 epochs: the last 7)."""
+    return int(getattr(spec, "clean_fraction", 0.0) * epochs + 0.5)
+
+
 def augment(X: np.ndarray, rng: np.random.Generator, spec) -> np.ndarray:
     """A randomly transformed copy of the batch X (m, 784) uint8, as ``spec`` (a
     ``config.AugmentConfig``: shift, flip, rotate, scale, shear, elastic) says. Labels are

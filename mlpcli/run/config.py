@@ -111,6 +111,9 @@ class AugmentConfig:
     elastic: ElasticConfig | None = key(
         factory=ElasticConfig, help="Simard et al.'s elastic distortion: per image a field of U(−1, 1) "
         "displacements, smoothed by a Gaussian of sigma pixels and scaled by alpha pixels; null = off")
+    clean_fraction: float = key(0.1, help="the last epochs, this fraction of training.epochs (rounded), "
+                                "train on the images as they are, augmentation off: a short fine-tune on "
+                                "the real data at the end of the schedule; 0 = every epoch augmented; in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ class EarlyStoppingConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = key(300, help="passes over the training set (≥ 1)")
+    epochs: int = key(65, help="passes over the training set (≥ 1)")
     batch_size: int = key(128, help="examples per mini-batch (≥ 1)")
     learning_rate: float = key(0.05, help="step size (> 0); the schedule scales it per epoch")
     optimizer: str = key("nesterov", help="sgd, momentum, nesterov or adam")
@@ -379,6 +382,8 @@ def _validate_data(d: DataConfig, check: Checker) -> None:
     check.choice("data.preprocess", d.preprocess, PREPROCESSING)
     check.at_least("data.validation", d.validation, 0, " (examples held out; 0 = none)")
     check.at_least("data.augment.shift", d.augment.shift, 0, " pixels")
+    if not 0 <= d.augment.clean_fraction <= 1:
+        check.fail("data.augment.clean_fraction", f"must be in [0, 1], got {show(d.augment.clean_fraction)}")
     a = d.augment
     for key, value, top in (("rotate", a.rotate, 180), ("scale", a.scale, 0.9), ("shear", a.shear, 60)):
         if not 0 <= value <= top:

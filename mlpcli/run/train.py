@@ -41,7 +41,7 @@ import numpy as np
 from mlpcli.run import checkpoint
 from mlpcli.nn import kernels
 from mlpcli.nn import functions as F
-from mlpcli.data.augment import augment
+from mlpcli.data.augment import augment, clean_epochs
 from mlpcli.run.config import config_to_dict, dump_yaml
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from mlpcli.nn.evaluate import evaluate
@@ -556,7 +556,7 @@ class _Epochs:
         for first in range(0, n, self.chunk):
             rows = order[first : first + self.chunk]
             k, labels = len(rows), y[rows]
-            clean = epoch > run.epochs - c.data.augment.clean_last  # epoch is 1-based
+            clean = epoch > run.epochs - clean_epochs(c.data.augment, run.epochs)  # epoch is 1-based
             Xc = scale01(X[rows] if clean else augment(X[rows], rng, c.data.augment), net.dtype,
                          out=self.X[:k])
             Yc, AL = self.one_hot(labels), self.AL[:k]
