@@ -459,3 +459,29 @@ def test_fetch_takes_its_options_as_one_value():
     assert options.files is None and options.http == HttpOptions()
     with pytest.raises(AttributeError):
         options.force = True  # frozen
+
+
+def test_cli_fetch_takes_the_stall_limits_as_options(idx_dataset, mute_server, fault_server, tmp_path):
+    """`mlpcli fetch --read-timeout 1`: a mirror that never answers costs about a second, said
+    in one line on stderr, and the next mirror delivers every file."""
+    good = fault_server.add("good/", idx_dataset.archives)
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, [
+        "fetch", "--dataset", "synthetic", "--data-dir", str(tmp_path), "--mirror", mute_server,
+        "--mirror", good, "--read-timeout", "1", "--speed-limit", "10", "--speed-time", "2"])
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if "stalled" in line]
+    assert [re.fullmatch(f"{re.escape(IMAGES)}: mirror {re.escape(mute_server)} stalled: no answer for 1 s "
+                         r"\(read timeout\); trying the next mirror", line) is not None for line in said] == [True]
+    assert elapsed < 1 + 5, elapsed
+    assert sorted(p.name for p in (tmp_path / "synthetic").iterdir()) == sorted(FILES)
+
+
+@pytest.mark.parametrize("option, value, said", [("--speed-limit", "-1", "--speed-limit"),
+                                                 ("--read-timeout", "0", "--read-timeout")])
+def test_cli_fetch_refuses_bad_stall_limits_in_one_line(idx_dataset, tmp_path, option, value, said):
+    result = CliRunner().invoke(cli, ["fetch", "--dataset", "synthetic", "--data-dir", str(tmp_path),
+                                      option, value])
+    assert result.exit_code == 2 and said in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "synthetic").exists()
