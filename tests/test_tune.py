@@ -292,9 +292,9 @@ def test_sigterm_marks_the_running_trial_failed_and_the_same_command_finishes_th
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
-    assert stderr.startswith("Error: terminated (SIGTERM): 0 of 2 trials finished; trial 0 is marked failed")
-    assert stderr.count("\n") == 1 and "Traceback" not in stderr
-    assert "interrupted" in stdout  # the table, printed on the way out
+    assert stderr.startswith("Error: terminated (SIGTERM): 0 of 2 trials finished; trial 0 is marked failed"), stderr
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
+    assert "interrupted" in stdout, stdout  # the table, printed on the way out
     study = load(out)
     first = study.trials[0]
     assert first.state.name == "FAIL" and first.user_attrs["stopped"] == "interrupted"

@@ -246,13 +246,14 @@ def work(study, plan: Plan, say) -> Interrupted | None:
     SIGTERM, the ``Interrupted`` to raise once the report is out (None when done)."""
     from mlpcli.tune.trial import Objective, Surplus
 
-    objective = Objective(plan, say)
-    done, running = counts(study)
-    say(f"study {plan.name!r} in {plan.storage.shown}: {done} of {plan.trials} trials finished"
-        + (f", {running} running elsewhere" if running else "") + f"; trial folders in {shown(plan.folder)}")
-    waiting = False
+    objective, waiting = Objective(plan, say), False
     with terminate_as_interrupt(), database_errors(plan.storage):
         try:
+            done, running = counts(study)
+            say(f"study {plan.name!r} in {plan.storage.shown}: {done} of {plan.trials} trials finished"
+                + (f", {running} running elsewhere" if running else "") + f"; trial folders in {shown(plan.folder)}")
+            if done < plan.trials:
+                objective.data_of(plan.base)  # the data, read (or fetched) before any trial starts
             while True:
                 done, running = counts(study)
                 if done >= plan.trials:

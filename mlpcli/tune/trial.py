@@ -102,7 +102,7 @@ class Objective:
         try:
             config = trial_config(self.plan.base, values, f"trial {trial.number}'s values")
             run = start(config, self.plan.folder / run_name(trial.number))
-            history = fit(run, self._splits(config), progress=Pruning(trial, self.plan.options.metric, run.epochs))
+            history = fit(run, self.data_of(config), progress=Pruning(trial, self.plan.options.metric, run.epochs))
         except DivergenceError as error:
             trial.set_user_attr("stopped", "diverged")
             self.say(f"{said} — diverged: {error.message}")
@@ -134,7 +134,7 @@ class Objective:
             trial.set_user_attr("surplus", True)
             raise Surplus
 
-    def _splits(self, config: Config):
+    def data_of(self, config: Config):
         """The data of ``config``, loaded once for all trials that read the same data."""
         key = dataclasses.replace(config.data, augment=None)
         if key not in self.data:
