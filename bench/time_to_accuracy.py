@@ -101,7 +101,8 @@ CONTENDERS = {
 }
 INSTALL = {"torch": "pip install torch==2.13.0", "sklearn": "pip install scikit-learn"}
 # The config keys the PyTorch twin translates (the sections' keys; a nested one such as
-# data.augment or training.schedule is used whole, through mlpcli's own function for it).
+# data.augment or training.schedule is used whole, through mlpcli's own functions for it: augment,
+# clean_epochs, learning_rate).
 TWIN_KEYS = {
     "name": (), "cost": (), "output": ("dir",), "regularization": ("l2",),
     "data": ("dataset", "dir", "path", "format", "preprocess", "validation", "augment"),
@@ -285,7 +286,7 @@ def child_twin(name, options, data, epochs, limit, threads):
     import numpy as np
 
     import mlpcli
-    from mlpcli.data.augment import augment
+    from mlpcli.data.augment import augment, clean_epochs
     from mlpcli.nn.optim import learning_rate
     from mlpcli.run.train import CHUNK
 
@@ -324,11 +325,15 @@ def child_twin(name, options, data, epochs, limit, threads):
     m = t.batch_size
     chunk = min(max(1, CHUNK // m) * m, -(-n // m) * m)  # as fit's chunks, so the draws match
 
-    def batches():
+    clean_from = t.epochs - clean_epochs(config.data.augment, t.epochs)  # the last epochs: as they are
+
+    def batches(epoch):
         order = rng.permutation(n)
         for first in range(0, n, chunk):
             rows = order[first : first + chunk]
-            X, y = floats(augment(splits.X_train[rows], rng, config.data.augment)), torch.from_numpy(splits.y_train[rows].astype(np.int64))
+            raw = splits.X_train[rows]
+            X = floats(raw if epoch >= clean_from else augment(raw, rng, config.data.augment))
+            y = torch.from_numpy(splits.y_train[rows].astype(np.int64))
             for s in range(0, len(rows), m):
                 yield X[s : s + m], y[s : s + m]
 
@@ -338,7 +343,7 @@ def child_twin(name, options, data, epochs, limit, threads):
     for epoch in range(t.epochs):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(t.learning_rate, t.schedule, epoch, t.epochs)
-        torch_epoch(torch, model, optimizer, batches())
+        torch_epoch(torch, model, optimizer, batches(epoch))
         val = float((torch_labels(torch, model, X_val) == splits.y_val).mean()) if len(splits.y_val) else None
         if curve.record(epoch + 1, lambda: torch_labels(torch, model, X_test), val_accuracy=val):
             break
