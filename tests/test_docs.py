@@ -313,3 +313,18 @@ def test_equations_page_renders_math_offline_in_chromium(site, tmp_path, monkeyp
     # every script, stylesheet and font came from the site itself (KaTeX's fonts among them)
     assert any("KaTeX_Main" in url for url in state["resources"]), state["resources"]
     assert all(url.startswith(origin) for url in state["resources"]), state["resources"]
+
+
+def test_the_layout_page_lists_every_package_and_module():
+    """The code page is read from the tree: each subpackage of mlpcli is one of its layers
+    (a new one fails here until it is placed), and every module appears with its line count."""
+    docgen = _tool("docgen")
+    layers = {layer for layer, _ in docgen.LAYERS}
+    packages = {p.parent.name for p in (ROOT / "mlpcli").glob("*/__init__.py")} - {"presets"}
+    assert packages == layers - {""}
+    page = docgen.layout_reference()
+    for path in (ROOT / "mlpcli").rglob("*.py"):
+        if path.parent.name == "presets" or path.name == "__main__.py" or path == ROOT / "mlpcli" / "__init__.py":
+            continue
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        assert f"<td><code>{path.name}</code></td><td>{lines}</td>" in page, path

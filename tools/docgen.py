@@ -205,3 +205,47 @@ def api_reference() -> str:
     import mlpcli
 
     return "\n".join(api_entry(name) for name in mlpcli.__all__ if name != "__version__")
+
+
+# --- the package layout -----------------------------------------------------------------------
+
+# The layers, top to bottom: a module imports only from its own layer or the ones below it
+# (tests/test_layout.py holds the code to this order).
+LAYERS = (
+    ("cli", "the command line: parses, calls the library, prints"),
+    ("tune", "hyperparameter search on Optuna (the tune extra): trials are ordinary runs"),
+    ("inspection", "what looks at a trained network: predictions, pictures, the page, the eval report"),
+    ("run", "a training run: the config and its schema, the epoch loop, run folders, checkpoints"),
+    ("data", "data on disk → uint8 splits: IDX and other sources, images, distortions, downloads"),
+    ("nn", "the math: activations and costs, the network, BP1–BP4, update rules, scoring, gradcheck"),
+    ("", "shared by all: the error family, atomic file writes"),
+)
+
+
+def _summary(path) -> str:
+    import ast
+
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    return doc.strip().split("\n\n")[0].replace("\n", " ")
+
+
+def layout_reference() -> str:
+    """The package tree, layer by layer: each module with its line count and the first
+    paragraph of its docstring, read from the source at build time."""
+    from pathlib import Path
+
+    import mlpcli
+
+    root = Path(mlpcli.__file__).parent
+    rows = []
+    for layer, what in LAYERS:
+        folder = root / layer if layer else root
+        modules = sorted(folder.glob("*.py"), key=lambda p: (p.name != "__init__.py", p.name))
+        if not layer:
+            modules = [p for p in modules if p.name not in ("__init__.py", "__main__.py")]
+        name = f"mlpcli/{layer}/" if layer else "mlpcli/"
+        rows.append([f"<strong><code>{name}</code></strong>", "", f"<strong>{html.escape(what)}</strong>"])
+        for path in modules:
+            lines = len(path.read_text(encoding="utf-8").splitlines())
+            rows.append([f"<code>{path.name}</code>", str(lines), cell(_summary(path))])
+    return table(["module", "lines", "what it holds"], rows)

@@ -27,6 +27,7 @@ GENERATORS = {
     "cli": docgen.cli_reference,
     "config": docgen.config_reference,
     "api": docgen.api_reference,
+    "layout": docgen.layout_reference,
     "float-precision": equations.float_precision_table,
     "gradcheck-sigma": lambda: _fenced(equations.planted_gradcheck("sigma", ["--config", "seed-quadratic"])),
     "gradcheck-weights": lambda: _fenced(equations.planted_gradcheck(
