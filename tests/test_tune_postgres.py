@@ -89,7 +89,7 @@ def files(tiny_data, tmp_path):
     base, space = tmp_path / "base.yaml", tmp_path / "space.yaml"
     base.write_text(f"data: {{path: {tiny_data}, validation: 100, augment: {{shift: 0, rotate: 0, scale: 0, "
                     "elastic: null}}\nmodel: {layers: [784, 16, 10], dropout: 0}\n"
-                    "training: {epochs: 12, batch_size: 32, learning_rate: 0.05}\nregularization: {l2: 0.5}\n")
+                    "training: {epochs: 6, batch_size: 32, learning_rate: 0.05}\nregularization: {l2: 0.5}\n")
     space.write_text("training.learning_rate: {low: 0.01, high: 1.0, log: true}\nregularization.l2: {low: 0, high: 5}\n")
     return base, space
 
@@ -132,15 +132,18 @@ def test_workers_share_a_study_exactly_and_the_same_command_finishes_a_sigtermed
     run = command(files, out, name, "--trials", "4", "--workers", "2", "--seed", "5")
     parent = subprocess.Popen(run, env=environment(postgres), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
-    wait_for(lambda: has_epochs(out / "trial-0000") and has_epochs(out / "trial-0001"))
+    wait_for(lambda: has_epochs(out / "trial-0000") or has_epochs(out / "trial-0001"))
     parent.send_signal(signal.SIGTERM)
     stdout, stderr = parent.communicate(timeout=120)
     assert parent.returncode == 143, stderr
     assert stderr.splitlines()[-1].startswith("Error: terminated (SIGTERM): the workers stopped")
     assert "Traceback" not in stderr
     study = load(postgres, name)
-    assert not any(t.state.name == "COMPLETE" for t in study.trials if t.number in (0, 1))
-    assert {t.user_attrs.get("stopped") for t in study.trials if t.state.name == "FAIL"} == {"interrupted"}
+    stopped = [t for t in study.trials if t.user_attrs.get("stopped") == "interrupted"]
+    assert stopped and all(t.state.name == "FAIL" for t in stopped)  # marked failed, never complete
+    assert not any(t.state.name == "RUNNING" for t in study.trials)
+    queued = [t for t in study.trials if t.state.name == "WAITING"]
+    assert sorted(t.user_attrs["retry_of"] for t in queued) == [t.number for t in stopped]
     again = subprocess.run(run, env=environment(postgres), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     study = load(postgres, name)
@@ -148,7 +151,7 @@ def test_workers_share_a_study_exactly_and_the_same_command_finishes_a_sigtermed
     assert len(finished) == 4  # exactly the study's N, two workers racing for the last places
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))
-    assert len({t.user_attrs["worker"] for t in finished}) >= 2  # both workers trained
+    assert len({t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}) >= 3  # 2 + 2 processes
     for t in finished:
         folder = out / t.user_attrs["run_dir"]
         assert folder.name == f"trial-{t.number:04d}"
@@ -158,9 +161,9 @@ def test_workers_share_a_study_exactly_and_the_same_command_finishes_a_sigtermed
         rows = read_metrics(folder)
         assert {r["epoch"]: r["val_accuracy"] for r in rows} == t.intermediate_values
         assert t.value == max(r["val_accuracy"] for r in rows)
-        assert checkpoint.load(folder / "last.npz").epoch == 12
+        assert checkpoint.load(folder / "last.npz").epoch == 6
     table = (out / "trials.txt").read_text()
-    assert table.count("complete") == 4 and "surplus" not in table
+    assert table.count("complete") == 4 and "running" not in table
     no_password_in([stdout, stderr, again.stdout, again.stderr], out)
 
 

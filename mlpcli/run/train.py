@@ -422,7 +422,7 @@ def _commit(run: Run, metrics: dict) -> None:
         files.append((run.dir / CONFIG_FILE, text_writer(dump_yaml(run.config))))
     write = checkpoint.writer(run.network, run.config, meta, opt_state)
     files += [(run.dir / BEST, write)] * improved + [(run.dir / LAST, write)]
-    with _signals_deferred():
+    with signals_deferred():
         # metrics first, last.npz last: a crash between the renames leaves metrics.jsonl at
         # most one row ahead, which a resume from last.npz drops
         with _writing(run, run.dir / LAST):
@@ -634,8 +634,9 @@ def terminate_as_interrupt():
 
 
 @contextmanager
-def _signals_deferred():
-    """Hold Ctrl-C and SIGTERM until the block is done, so an epoch's files are written together."""
+def signals_deferred():
+    """Hold Ctrl-C and SIGTERM until the block is done, so an epoch's files are written together
+    (and a hyperparameter search's database write is never cut in half)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -29,12 +29,14 @@ from pathlib import Path
 from mlpcli.errors import ConfigError, Interrupted, require
 from mlpcli.files import shown
 from mlpcli.run.config import Config, config_to_dict, load_config
-from mlpcli.run.train import LOCATION_KEYS, SIGTERM_EXIT, Terminated, flat_keys, terminate_as_interrupt
+from mlpcli.run.train import LOCATION_KEYS, SIGTERM_EXIT, Terminated, flat_keys
 from mlpcli.tune import HEARTBEAT
+from mlpcli.tune.signals import Stopper
 from mlpcli.tune.space import Space, read_space
 from mlpcli.tune.storage import Storage, database_errors, open_storage
 
 ATTRS = "mlpcli"  # the study's user attribute that records what it searches
+POLL = 2.0  # seconds between looks at trials running elsewhere, while waiting for them
 
 
 @dataclass(frozen=True)
@@ -121,16 +123,17 @@ def tune(options: TuneOptions, echo=print):
     for note in the_plan.notes:
         say(f"note: {note}")
     study = open_study(the_plan, say)
-    if options.workers > 1:
-        from mlpcli.tune.workers import run_workers
+    stopper, result = Stopper(), None
+    with stopper.installed():
+        if options.workers > 1:
+            from mlpcli.tune.workers import run_workers
 
-        stop = run_workers(the_plan, say)
-    else:
-        stop = work(study, the_plan, say)
-    result = None
-    if options.worker is None:
-        with database_errors(the_plan.storage):
-            result = report.report(study, the_plan, echo)
+            stop = run_workers(the_plan, say)
+        else:
+            stop = work(study, the_plan, say, stopper)
+        if options.worker is None:
+            with database_errors(the_plan.storage):
+                result = report.report(study, the_plan, echo)
     if stop is not None:
         raise stop
     return result
@@ -241,20 +244,24 @@ def counts(study) -> tuple[int, int]:
     return done, states.count(TrialState.RUNNING)
 
 
-def work(study, plan: Plan, say) -> Interrupted | None:
+def work(study, plan: Plan, say, stopper: Stopper) -> Interrupted | None:
     """Run trials until the study holds ``plan.trials`` finished ones; after Ctrl-C or
-    SIGTERM, the ``Interrupted`` to raise once the report is out (None when done)."""
+    SIGTERM, the ``Interrupted`` to raise once the report is out (None when done).
+    ``stopper`` is the installed signal handler: signals stop training and sleep at once,
+    and wait for any database call to finish."""
     from mlpcli.tune.trial import Objective, Surplus
 
-    objective, waiting = Objective(plan, say), False
-    with terminate_as_interrupt(), database_errors(plan.storage):
+    objective, waiting = Objective(plan, say, stopper), False
+    with database_errors(plan.storage):
         try:
             done, running = counts(study)
             say(f"study {plan.name!r} in {plan.storage.shown}: {done} of {plan.trials} trials finished"
                 + (f", {running} running elsewhere" if running else "") + f"; trial folders in {shown(plan.folder)}")
             if done < plan.trials:
-                objective.data_of(plan.base)  # the data, read (or fetched) before any trial starts
+                with stopper.interruptible():
+                    objective.data_of(plan.base)  # the data, read (or fetched) before any trial starts
             while True:
+                stopper.check()
                 done, running = counts(study)
                 if done >= plan.trials:
                     return None
@@ -263,7 +270,9 @@ def work(study, plan: Plan, say) -> Interrupted | None:
                         say(f"waiting for {running} trial(s) running elsewhere (a trial whose worker died is run "
                             f"again here after {2 * plan.options.heartbeat} s without its heartbeat)")
                     waiting = True
-                    _await_others(study, plan.options.heartbeat)
+                    with stopper.interruptible():
+                        time.sleep(min(POLL, plan.options.heartbeat))
+                    _fail_stale_trials(study)
                     continue
                 waiting = False
                 try:
@@ -274,11 +283,10 @@ def work(study, plan: Plan, say) -> Interrupted | None:
             return _interrupted(stop, objective.stopped_trial, study, plan)
 
 
-def _await_others(study, seconds: int) -> None:
-    """Sleep a heartbeat, then fail (and queue again) trials whose heartbeat stopped."""
+def _fail_stale_trials(study) -> None:
+    """Mark failed (and queue again) the trials whose heartbeat stopped."""
     import optuna
 
-    time.sleep(seconds)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)

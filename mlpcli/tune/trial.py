@@ -21,7 +21,7 @@ import socket
 from mlpcli.data.fetch import load_splits
 from mlpcli.errors import DivergenceError, Interrupted
 from mlpcli.run.config import Config, config_to_dict, load_config
-from mlpcli.run.train import Silent, fit, start
+from mlpcli.run.train import Silent, fit, signals_deferred, start
 from mlpcli.inspection.plot import short_names
 from mlpcli.tune.space import Param, nested, shown_value
 
@@ -76,17 +76,17 @@ class Pruning(Silent):
         self.trial, self.metric, self.epochs = trial, metric, epochs
 
     def end_epoch(self, metrics: dict) -> str | None:
-        self.trial.report(float(metrics[self.metric]), metrics["epoch"])
-        if metrics["epoch"] < self.epochs and self.trial.should_prune():
-            return "pruned"
-        return None
+        with signals_deferred():  # never half a database write: Ctrl-C stops the run right after
+            self.trial.report(float(metrics[self.metric]), metrics["epoch"])
+            prune = metrics["epoch"] < self.epochs and self.trial.should_prune()
+        return "pruned" if prune else None
 
 
 class Objective:
     """The function a study optimizes: one call trains one trial."""
 
-    def __init__(self, plan, say):
-        self.plan, self.say = plan, say
+    def __init__(self, plan, say, stopper):
+        self.plan, self.say, self.stopper = plan, say, stopper
         self.names = short_names([p.key for p in plan.space.params])
         self.data: dict = {}
         self.stopped_trial: int | None = None  # the trial Ctrl-C or SIGTERM stopped
@@ -100,9 +100,11 @@ class Objective:
         trial.set_user_attr("run_dir", run_name(trial.number))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
-            config = trial_config(self.plan.base, values, f"trial {trial.number}'s values")
-            run = start(config, self.plan.folder / run_name(trial.number))
-            history = fit(run, self.data_of(config), progress=Pruning(trial, self.plan.options.metric, run.epochs))
+            with self.stopper.interruptible():
+                config = trial_config(self.plan.base, values, f"trial {trial.number}'s values")
+                run = start(config, self.plan.folder / run_name(trial.number))
+                history = fit(run, self.data_of(config), progress=Pruning(trial, self.plan.options.metric,
+                                                                          run.epochs))
         except DivergenceError as error:
             trial.set_user_attr("stopped", "diverged")
             self.say(f"{said} — diverged: {error.message}")
