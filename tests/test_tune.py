@@ -280,7 +280,10 @@ def test_passwords_are_masked_as_sqlalchemy_does():
 NO_PICTURE = "import sys; sys.modules['matplotlib'] = None; from mlpcli.cli import main; sys.argv[0] = 'mlpcli'; main()"
 
 
-def test_sigterm_marks_the_running_trial_failed_and_the_same_command_finishes_the_rest(base, space, tmp_path):
+@pytest.mark.parametrize("signum, status, how", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                  (signal.SIGINT, 130, "interrupted")], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_marks_the_running_trial_failed_and_the_same_command_finishes_the_rest(base, space, tmp_path, signum,
+                                                                                        status, how):
     out = tmp_path / "study"
     command = [sys.executable, "-c", NO_PICTURE, "tune", "--config", str(base), "--space", str(space),
                "--trials", "2", "--seed", "0", "--out", str(out), "--set", "training.epochs=15", "--pruner", "none"]
@@ -289,10 +292,10 @@ def test_sigterm_marks_the_running_trial_failed_and_the_same_command_finishes_th
     deadline = time.monotonic() + 60
     while not (metrics.exists() and metrics.read_text()) and time.monotonic() < deadline:
         time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
-    assert stderr.startswith("Error: terminated (SIGTERM): 0 of 2 trials finished; trial 0 is marked failed"), stderr
+    assert proc.returncode == status, stderr
+    assert stderr.startswith(f"Error: {how}: 0 of 2 trials finished; trial 0 is marked failed"), stderr
     assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
     assert "interrupted" in stdout, stdout  # the table, printed on the way out
     study = load(out)
