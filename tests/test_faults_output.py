@@ -143,8 +143,6 @@ def metrics_row(epoch, **values) -> dict:
 
 NAN = float("nan")
 NAN_RUNS = {
-    "all null": [metrics_row(1), metrics_row(2)],
-    "all NaN": [metrics_row(1, train_loss=NAN, train_accuracy=NAN), metrics_row(2, train_loss=NAN, train_accuracy=NAN)],
     "NaN in the middle": [metrics_row(1, train_loss=2.0, train_accuracy=0.3, val_loss=2.1, val_accuracy=0.3),
                           metrics_row(2, train_loss=NAN, train_accuracy=NAN, val_loss=NAN, val_accuracy=NAN),
                           metrics_row(3, train_loss=1.0, train_accuracy=0.6, val_loss=1.1, val_accuracy=0.6)],
@@ -152,6 +150,24 @@ NAN_RUNS = {
     "infinite loss": [metrics_row(1, train_loss=float("inf"), train_accuracy=0.1, val_loss=float("inf"), val_accuracy=0.1),
                       metrics_row(2, train_loss=1.0, train_accuracy=0.5, val_loss=1.0, val_accuracy=0.5)],
 }
+
+
+# Runs with no number to draw: one line saying so, exit 1, no picture of empty axes.
+NOTHING_RUNS = {
+    "all null": [metrics_row(1), metrics_row(2)],
+    "all NaN": [metrics_row(1, train_loss=NAN, train_accuracy=NAN), metrics_row(2, train_loss=NAN, train_accuracy=NAN)],
+}
+
+
+@pytest.mark.parametrize("case", NOTHING_RUNS)
+def test_plot_of_a_run_with_nothing_to_draw_is_one_line_and_no_file(tmp_path, case):
+    run = tmp_path / "run"
+    write_metrics(run, NOTHING_RUNS[case])
+    done = run_mlpcli(["plot", run], flags=("-W", "error::UserWarning", "-W", "error::RuntimeWarning"))
+    assert done.returncode == 1
+    assert_clean(done.stderr)
+    assert done.stderr.startswith(f"Error: {run} has nothing to draw") and done.stderr.count("\n") == 1
+    assert not (run / "curves.png").exists()
 
 
 @pytest.mark.parametrize("case", NAN_RUNS)
