@@ -527,6 +527,8 @@ def test_eta_follows_recent_epochs_and_the_pace_inside_the_first():
     assert timer.eta(1245.0) == 6 * 80.0
     assert timer.eta(1285.0, fraction=0.5) == 5 * 80.0 + 40.0  # the rest of this epoch, then 5 more
     assert timer.status(1285.0, 0.5) == "21:25 elapsed · ETA 7:20"
+    # the last line's pace is the mean of all the epochs (1245 s over 4, the slow one included)
+    assert timer.total(1245.0) == "total wall time 20:45 (4 epochs, 310.0 s an epoch)"
     assert [clock(s) for s in (7, 754, 3723)] == ["0:07", "12:34", "1:02:03"]
     assert [about(s) for s in (0.2, 40, 1260, 3 * 3600 + 5 * 60)] == ["1 s", "40 s", "21 min", "3 h 05 min"]
 

@@ -96,8 +96,9 @@ class RunTimer:
         return f"{clock(now - self.started)} elapsed" + ("" if eta is None else f" · ETA {clock(eta)}")
 
     def total(self, now: float) -> str:
-        """The last line: the invocation's wall time, and what it did."""
-        pace = f", {self.per_epoch:.1f} s an epoch" if self.per_epoch is not None else ""
+        """The last line: the invocation's wall time, and what it did (at the mean pace of its
+        epochs: the estimates use the recent median, the summary the whole)."""
+        pace = f", {statistics.fmean(self.durations):.1f} s an epoch" if self.durations else ""
         what = f"{self.done} epoch{'s' * (self.done != 1)}" if self.first == 1 or not self.done else (
             _span(self.first, self.first + self.done - 1, self.epochs))
         return f"total wall time {clock(now - self.started)} ({what}{pace})"
