@@ -9,7 +9,7 @@ medians. The target on a 2-core machine: 2 workers finish in at most 0.6× the t
 Run it on an otherwise idle machine: another busy process makes the numbers meaningless.
 
     python bench/tune_scaling.py --data ~/datasets/mnist          # the full MNIST (IDX folder)
-    python bench/tune_scaling.py --data DIR --epochs 2 --rounds 2
+    python bench/tune_scaling.py --data DIR --epochs 4 --rounds 3
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def run(args, workers: int, threads: int) -> float:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, help="an IDX folder (sets data.path) [default: the mnist data set, fetched]")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("bench/results/tune-scaling"))
     args = p.parse_args(argv)

@@ -273,7 +273,16 @@ def test_passwords_are_masked_as_sqlalchemy_does():
     assert storage.shown == masked(storage.url) == "postgresql://me:***@db.example/studies"
     assert storage.scrub(f"FATAL for {storage.url}: password p@ss (p%40ss) rejected") == (
         "FATAL for postgresql://me:***@db.example/studies: password *** (***) rejected")
-    assert masked("not a url //me:secret@host") == "not a url //me:***@host"
+    assert masked("me:secret@host/db") == "me:***@host/db"  # the scheme forgotten: still masked
+    assert masked("sqlite:////data/me:x@y/study.db") == "sqlite:////data/me:x@y/study.db"  # a file name
+
+
+def test_a_password_with_an_unencoded_at_is_refused_whole(base, space, tmp_path):
+    result = tune("--config", base, "--space", space, "--trials", 1, "--out", tmp_path / "s",
+                  "--storage", "postgresql://tuner:p@zq9-x@127.0.0.1:9/studies")
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert result.output.startswith("Error: --storage postgresql://tuner:***@127.0.0.1:9/studies: the password")
+    assert "zq9" not in result.output and "%40" in result.output
 
 
 # mlpcli in a subprocess, without matplotlib: no picture (drawing costs more than a tiny study)

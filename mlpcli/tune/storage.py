@@ -23,7 +23,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from mlpcli.errors import ConfigError, MlpcliError, require
 from mlpcli.tune import STORAGE_ENV as ENV
@@ -36,6 +36,12 @@ MAX_RETRY = 3  # runs of a trial whose worker died, after the first
 # (SQLAlchemy 2.1 reads postgresql:// with psycopg 3; 2.0 with psycopg2).
 DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "pymysql": "PyMySQL",
            "MySQLdb": "mysqlclient"}
+
+
+# scheme://user:PASSWORD@rest (or, the scheme forgotten, user:PASSWORD@rest): the password up to
+# the LAST @, so that a malformed one is masked whole
+CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@]*:)(.*)@([^@]*)$", re.S)
+BARE_CREDENTIALS = re.compile(r"^([^:/?#@]*:)(.*)@([^@]*)$", re.S)
 
 
 class StorageError(MlpcliError):
@@ -59,13 +65,23 @@ class Storage:
 
     @property
     def password(self) -> str | None:
-        try:
-            from sqlalchemy.engine import make_url
+        """Everything between ``user:`` and the last ``@`` (decoded): an unencoded ``@`` or
+        ``/`` in a password cannot make part of it pass for the host."""
+        found = _credentials(self.url)
+        return unquote(found.group(2)) if found else None
 
-            return make_url(self.url).password
-        except Exception:  # noqa: BLE001 — an unparsable URL: the regex finds it
-            found = re.search(r"//[^/@:]*:([^@/]*)@", self.url)
-            return found.group(1) if found else None
+    def check(self) -> None:
+        """A password SQLAlchemy would read otherwise (an unencoded ``@`` or ``/`` in it) is
+        a ConfigError: trying it would show the rest of it as the host name."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            host = make_url(self.url).host or ""
+        except Exception:  # noqa: BLE001 — ArgumentError and the like: database_errors says it
+            return
+        if "@" in host:  # SQLAlchemy cut at the password's first @
+            raise ConfigError(f"--storage {self.shown}: the password holds a character a URL reserves",
+                              "percent-encode it: @ as %40, / as %2F, : as %3A, % as %25")
 
     @property
     def is_sqlite(self) -> bool:
@@ -82,13 +98,17 @@ class Storage:
 
 
 def masked(url: str) -> str:
-    """``url`` with its password as ``***`` (``postgresql://user:***@host/db``)."""
-    try:
-        from sqlalchemy.engine import make_url
+    """``url`` with its password as ``***``, as SQLAlchemy shows it (``postgresql://user:***@host/db``)."""
+    found = _credentials(url)
+    return f"{found.group(1)}***@{found.group(3)}" if found else url
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 — not a URL SQLAlchemy reads: mask what looks like one
-        return re.sub(r"(//[^/@:]*:)[^@/]*@", r"\1***@", url)
+
+def _credentials(url: str):
+    """The match of (before the password, the password, after its @), or None: no password
+    (SQLite URLs hold none: a file name with @ in it is not one)."""
+    if url.startswith("sqlite:"):
+        return None
+    return (CREDENTIALS if "://" in url else BARE_CREDENTIALS).match(url)
 
 
 def open_storage(storage: Storage, heartbeat: int):
@@ -102,6 +122,7 @@ def open_storage(storage: Storage, heartbeat: int):
         engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}, "pool_pre_ping": True}
     else:
         engine = {"pool_pre_ping": True}
+    storage.check()
     with database_errors(storage), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat, since Optuna 2.9
         # Optuna 4.9 renamed RetryFailedTrialCallback and the argument it goes to.
