@@ -256,7 +256,7 @@ def test_folder_is_not_a_config(tmp_path):
 
 def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path):
     (tmp_path / "mnist").mkdir()
-    assert load_config("mnist") == load_config("mnist", ["training.epochs=56"])
+    assert load_config("mnist") == load_config("mnist", ["training.epochs=65"])
     assert load_config("mnist").name == "mnist"
 
 

@@ -187,7 +187,7 @@ class EarlyStoppingConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = key(56, help="passes over the training set (≥ 1)")
+    epochs: int = key(65, help="passes over the training set (≥ 1)")
     batch_size: int = key(128, help="examples per mini-batch (≥ 1)")
     learning_rate: float = key(0.05, help="step size (> 0); the schedule scales it per epoch")
     optimizer: str = key("nesterov", help="sgd, momentum, nesterov or adam")
