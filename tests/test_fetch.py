@@ -442,7 +442,7 @@ def test_ctrl_c_exits_130_keeps_the_part_and_the_next_run_resumes(idx_dataset, f
     part = tmp_path / "synthetic" / (IMAGES + ".part")
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, json.dumps(spec), "fetch", "--dataset", "synthetic",
-         "--mirror", mirror, "--data-dir", str(tmp_path)],
+         "--mirror", mirror, "--data-dir", str(tmp_path), "--read-timeout", "600"],  # Ctrl-C, not the stall
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert fault_server.stalled.wait(30)
