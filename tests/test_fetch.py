@@ -443,7 +443,8 @@ def test_ctrl_c_exits_130_keeps_the_part_and_the_next_run_resumes(idx_dataset, f
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, json.dumps(spec), "fetch", "--dataset", "synthetic",
          "--mirror", mirror, "--data-dir", str(tmp_path), "--read-timeout", "600"],  # Ctrl-C, not the stall
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even where SIGINT is ignored (a `&` job)
     try:
         assert fault_server.stalled.wait(30)
         for _ in range(300):  # until the child has written some bytes (no timing assertion)
