@@ -21,6 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from mlpcli.run import config as C
+from mlpcli.run.train import flat_keys as flat
 from mlpcli.cli import Group, cli
 from mlpcli.run.config import (
     Config,
@@ -55,14 +56,6 @@ def error_of(source=None, overrides=()) -> ConfigError:
     return info.value
 
 
-def flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 # --- presets and defaults ------------------------------------------------------------------------

@@ -552,11 +552,11 @@ class _Epochs:
         decay = c.regularization.l2 / n  # λ/n
         dropout = any(self.rates)
         order = rng.permutation(n)  # one permutation per epoch
+        clean = epoch > run.epochs - clean_epochs(c.data.augment, run.epochs)  # epoch is 1-based
         total_loss, correct = 0.0, 0
         for first in range(0, n, self.chunk):
             rows = order[first : first + self.chunk]
             k, labels = len(rows), y[rows]
-            clean = epoch > run.epochs - clean_epochs(c.data.augment, run.epochs)  # epoch is 1-based
             Xc = scale01(X[rows] if clean else augment(X[rows], rng, c.data.augment), net.dtype,
                          out=self.X[:k])
             Yc, AL = self.one_hot(labels), self.AL[:k]
