@@ -103,6 +103,7 @@ def mlpcli_config(net, data, epochs, out_dir):
         "training": {
             "epochs": epochs, "batch_size": spec["batch"], "learning_rate": spec["lr"],
             "optimizer": spec["optimizer"], "momentum": spec["momentum"] or 0.9,
+            "ema": None,  # PyTorch's run averages nothing: the same work on both sides
             "schedule": {"name": "constant", "warmup_epochs": 0}, "early_stopping": None,
             "seed": SEED, "dtype": "float32",
         },

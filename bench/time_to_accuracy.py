@@ -36,7 +36,9 @@ What the training seconds hold, trainer by trainer:
   ``weight_decay`` = λ/n on the weights only and none on the biases, which is mlpcli's L2
   term (λ/2n) Σ‖W‖² of the objective: its gradient (λ/n)W is added to the gradient before
   the rule, n = the examples trained on. Softmax + log-likelihood is ``cross_entropy`` on
-  the logits, a batch mean as mlpcli's. Its validation pass (accuracy) is timed too; it
+  the logits, a batch mean as mlpcli's. With ``training.ema`` the same moving average of
+  the weights after every step (``torch._foreach_lerp_``), and the averaged network is the
+  one validated and tested, as mlpcli's. Its validation pass (accuracy) is timed too; it
   writes no checkpoints.
 * keras-torch, sklearn: all 60,000 training images, no validation pass.
 * sklearn: one ``partial_fit`` per epoch, which runs one epoch of what ``fit`` runs: the
@@ -107,7 +109,7 @@ TWIN_KEYS = {
     "name": (), "cost": (), "output": ("dir",), "regularization": ("l2",),
     "data": ("dataset", "dir", "path", "format", "preprocess", "validation", "augment"),
     "model": ("layers", "activation", "output", "init", "dropout"),
-    "training": ("epochs", "batch_size", "learning_rate", "optimizer", "momentum", "adam", "schedule",
+    "training": ("epochs", "batch_size", "learning_rate", "optimizer", "momentum", "adam", "ema", "schedule",
                  "early_stopping", "seed", "dtype"),
 }
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -211,7 +213,7 @@ def child_mlpcli(name, options, data, epochs, limit):
 
     class TestEachEpoch(Silent):
         def end_epoch(self, metrics):
-            if curve.record(metrics["epoch"], lambda: mlpcli.predict_labels(run.network, splits.X_test),
+            if curve.record(metrics["epoch"], lambda: mlpcli.predict_labels(run.model, splits.X_test),
                             val_accuracy=metrics["val_accuracy"], train_loss=metrics["train_loss"]):
                 raise TimeUp
 
@@ -266,14 +268,35 @@ def start_torch(threads: int):
     return torch
 
 
-def torch_epoch(torch, model, optimizer, batches) -> None:
-    """One pass of (inputs, labels) batches: softmax + cross-entropy (batch mean), one step each."""
+def torch_epoch(torch, model, optimizer, batches, after_step=None) -> None:
+    """One pass of (inputs, labels) batches: softmax + cross-entropy (batch mean), one step
+    each, then ``after_step()`` if given."""
     model.train()
     for X, y in batches:
         loss = torch.nn.functional.cross_entropy(model(X), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
+
+
+def torch_average(torch, model, ema: float):
+    """(the averaged copy of ``model``, the function that updates it after a step): mlpcli's
+    training.ema, θ̄ ← d θ̄ + (1 − d) θ with d = min(ema, (1 + t)/(10 + t)) at step t, as one
+    ``_foreach_lerp_`` over the parameters (θ̄ + (1 − d)(θ − θ̄))."""
+    import copy
+
+    averaged = copy.deepcopy(model)
+    mine, theirs, steps = list(averaged.parameters()), list(model.parameters()), [0]
+
+    def update():
+        steps[0] += 1
+        t = steps[0]
+        with torch.no_grad():
+            torch._foreach_lerp_(mine, theirs, 1 - min(ema, (1 + t) / (10 + t)))
+
+    return averaged, update
 
 
 def torch_labels(torch, model, X):
@@ -337,15 +360,17 @@ def child_twin(name, options, data, epochs, limit, threads):
             for s in range(0, len(rows), m):
                 yield X[s : s + m], y[s : s + m]
 
+    # with training.ema, θ̄ is the network validated and tested, as mlpcli's
+    scored, after_step = torch_average(torch, model, t.ema) if t.ema is not None else (model, None)
     X_val, X_test = floats(splits.X_val), floats(splits.X_test)
     curve = Curve(name, splits.y_test, t.epochs, limit)
     curve.start()
     for epoch in range(t.epochs):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(t.learning_rate, t.schedule, epoch, t.epochs)
-        torch_epoch(torch, model, optimizer, batches(epoch))
-        val = float((torch_labels(torch, model, X_val) == splits.y_val).mean()) if len(splits.y_val) else None
-        if curve.record(epoch + 1, lambda: torch_labels(torch, model, X_test), val_accuracy=val):
+        torch_epoch(torch, model, optimizer, batches(epoch), after_step)
+        val = float((torch_labels(torch, scored, X_val) == splits.y_val).mean()) if len(splits.y_val) else None
+        if curve.record(epoch + 1, lambda: torch_labels(torch, scored, X_test), val_accuracy=val):
             break
     return curve.result(n_train=n, n_val=len(splits.y_val), torch_threads=torch.get_num_threads())
 

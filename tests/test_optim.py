@@ -194,9 +194,86 @@ def test_parameters_and_gradients_are_views_of_one_vector_each():
 
 
 def test_state_names_are_per_parameter():
-    state = make_optimizer(net(), TrainingConfig(optimizer="adam")).state_dict()
+    state = make_optimizer(net(), TrainingConfig(optimizer="adam", ema=None)).state_dict()
     assert set(state) == {f"{s}_{k}{l}" for s in "ms" for k in "Wb" for l in (1, 2)} | {"t"}
-    assert set(make_optimizer(net(), TrainingConfig(optimizer="sgd")).state_dict()) == set()
+    assert set(make_optimizer(net(), TrainingConfig(optimizer="sgd", ema=None)).state_dict()) == set()
+    averaged = make_optimizer(net(), TrainingConfig(optimizer="nesterov", ema=0.9)).state_dict()
+    assert set(averaged) == {f"{s}_{k}{l}" for s in ("v", "theta") for k in "Wb" for l in (1, 2)} | {"t"}
+
+
+# --- weight averaging (training.ema) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("layers", [[6, 5, 3], [784, 400, 10]])  # one block; many blocks
+def test_ema_is_the_moving_average_of_the_weights_the_rule_produces(name, layers):
+    # θ moves exactly as without averaging; θ̄ (the model) is d⁴ θ̄ + (1 − d⁴) θ after every
+    # 4th step, d = min(ema, (1 + t)/(10 + t)), computed here in float64 from the θ sequence.
+    ema, steps = 0.75, 40  # the min is the warm-up term up to t = 26, then 0.75: both regimes
+    plain, averaged = (Network.create(layers, "tanh", "softmax", "log_likelihood", "xavier",
+                                      np.random.default_rng(0), np.float64) for _ in range(2))
+    opt_plain = make_optimizer(plain, TrainingConfig(optimizer=name, ema=None))
+    opt = make_optimizer(averaged, TrainingConfig(optimizer=name, ema=ema))
+    assert opt_plain.model is plain and opt.model is not averaged
+    reference = averaged.theta.copy()  # θ̄ starts as the initial θ
+    for k in range(steps):
+        dW, db = grads(plain, k)
+        step(opt_plain, plain, dW, db, 0.05)
+        step(opt, averaged, dW, db, 0.05)
+        assert np.array_equal(averaged.theta, plain.theta)  # averaging never touches θ
+        t = k + 1  # steps so far
+        if t % 4 == 0:
+            d = min(ema, (1 + t) / (10 + t)) ** 4
+            reference = d * reference + (1 - d) * plain.theta
+        np.testing.assert_allclose(opt.model.theta, reference, rtol=1e-12, atol=1e-15)
+    assert int(opt.state["t"]) == steps
+    assert not np.allclose(opt.model.theta, plain.theta)  # a lagging average, not θ
+
+
+def test_ema_switches_from_the_warm_up_term_to_the_decay():
+    # with ema 0.9 the min is (1 + t)/(10 + t) up to t = 80, then 0.9: both regimes checked
+    network = net()
+    opt = make_optimizer(network, TrainingConfig(optimizer="sgd", ema=0.9))
+    reference = network.theta.copy()
+    for k in range(100):
+        step(opt, network, *grads(network, k % 7), 0.01)
+        t = k + 1
+        if t % 4 == 0:
+            d = min(0.9, (1 + t) / (10 + t)) ** 4
+            reference = d * reference + (1 - d) * network.theta
+    np.testing.assert_allclose(opt.model.theta, reference, rtol=1e-11, atol=1e-14)
+
+
+def test_ema_zero_is_the_weights_at_every_fourth_step():
+    network = net()
+    opt = make_optimizer(network, TrainingConfig(optimizer="momentum", ema=0.0))
+    expected = network.theta.copy()  # θ̄ is θ as of the last 4th step (the start before step 4)
+    for t in range(1, 9):
+        step(opt, network, *grads(network, t), 0.1)
+        if t % 4 == 0:
+            expected = network.theta.copy()
+        np.testing.assert_allclose(opt.model.theta, expected, rtol=0, atol=1e-15)  # θ̄ − (θ̄ − θ): rounding
+
+
+@pytest.mark.parametrize("name", ["sgd", "nesterov", "adam"])
+def test_ema_state_round_trip_continues_identically(name):
+    # as a resume does it: the new network starts from θ̄ (a checkpoint's weights), the state
+    # puts θ back; both then continue bit for bit
+    training = TrainingConfig(optimizer=name, ema=0.8)
+    a = net()
+    opt_a = make_optimizer(a, training)
+    for k in range(4):
+        step(opt_a, a, *grads(a, k), 0.1)
+    model = opt_a.model
+    b = Network([None] + [w.copy() for w in model.W[1:]], [None] + [x.copy() for x in model.b[1:]],
+                model.activations, model.output, model.cost)
+    opt_b = make_optimizer(b, training)
+    opt_b.load_state_dict(opt_a.state_dict())
+    assert np.array_equal(b.theta, a.theta) and np.array_equal(opt_b.model.theta, opt_a.model.theta)
+    for k in range(4, 8):
+        step(opt_a, a, *grads(a, k), 0.1)
+        step(opt_b, b, *grads(b, k), 0.1)
+    assert np.array_equal(a.theta, b.theta) and np.array_equal(opt_a.model.theta, opt_b.model.theta)
 
 
 def test_load_state_of_another_optimizer_is_refused():

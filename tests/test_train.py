@@ -104,6 +104,8 @@ RESUME_CASES = {
                       "data.augment.flip=true", "data.dataset=fashion-mnist"],
     "momentum+warmup+float64": ["training.optimizer=momentum", "training.schedule.warmup_epochs=2",
                                 "training.dtype=float64"],
+    "nesterov+ema": ["training.optimizer=nesterov", "training.ema=0.9", "data.augment.rotate=10"],
+    "sgd without ema": ["training.optimizer=sgd", "training.ema=null"],
 }
 
 
@@ -125,6 +127,46 @@ def test_resume_equals_uninterrupted_run(tiny_config, tmp_path, case):
     assert a.meta["rng_state"] == b.meta["rng_state"]
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in read_metrics(tmp_path / "whole")]
     assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in read_metrics(tmp_path / "split")]
+
+
+def test_with_ema_the_checkpoints_hold_the_average_and_resume_from_the_weights(tiny_config, tmp_path):
+    config = tiny_config("training.ema=0.9")
+    splits = read_splits(config.data)
+    history = fit(config, splits, tmp_path / "run")
+    last = checkpoint.load(history.last_checkpoint)
+    assert_same_weights(last.network, history.network)
+    # W1..WL are θ̄ — what validation scored — and the state holds θ, which differs
+    row = read_metrics(tmp_path / "run")[-1]
+    assert evaluate(last.network, splits.X_val, splits.y_val).accuracy == row["val_accuracy"]
+    theta = [last.optimizer_state[f"theta_{k}{l}"] for k in "Wb" for l in (1, 2)]
+    assert not np.array_equal(theta[0], last.network.W[1])
+    assert int(last.optimizer_state["t"]) == 3 * -(-len(splits.y_train) // 32)  # every step counted
+    # the same run without averaging: its weights are θ itself
+    plain = fit(tiny_config("training.ema=null"), splits, tmp_path / "plain")
+    for ours, theirs in zip(theta, weights(plain.network)):
+        assert np.array_equal(ours, theirs)
+    assert "theta_W1" not in checkpoint.load(plain.last_checkpoint).optimizer_state
+
+
+def test_a_checkpoint_from_before_ema_and_clean_fraction_resumes_as_it_was_trained(tiny_config, tmp_path):
+    # Its config lacks the keys added since: it trains on without averaging and with every
+    # epoch augmented, as it was trained — not with the newer defaults (ema 0.999, 0.1 clean).
+    config = tiny_config("training.ema=null", "data.augment.clean_fraction=0", "data.augment.shift=1",
+                         "training.epochs=3")
+    splits = read_splits(config.data)
+    whole = fit(config, splits, tmp_path / "whole")
+    fit(config, splits, tmp_path / "old", stop_after=1)
+    path = tmp_path / "old" / "last.npz"
+    with np.load(path) as f:
+        arrays = dict(f)
+    meta = json.loads(str(arrays["meta"]))
+    del meta["config"]["training"]["ema"], meta["config"]["data"]["augment"]["clean_fraction"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    old = checkpoint.load(path)
+    assert old.config.training.ema is None and old.config.data.augment.clean_fraction == 0
+    resumed = fit(start(None, resume=path), splits)
+    assert_same_weights(whole.network, resumed.network)
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tiny_config, tmp_path):

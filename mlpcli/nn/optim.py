@@ -26,6 +26,24 @@ The one second form: sgd applies the L2 term as Nielsen writes it, w ← (1 − 
 a scaling of the weights in place — three passes over memory instead of four, measured 52
 against 72 µs per update for [784, 100, 10]; equal to the first form up to rounding.
 
+**Weight averaging** (``training.ema``; Polyak & Juditsky 1992, in the exponential form of
+TensorFlow's ExponentialMovingAverage): θ̄, an exponential moving average of θ with a decay
+of d per step, d = min(ema, (1 + t) / (10 + t)) at step t. It is updated after every k-th
+step (k = ``EMA_EVERY``, 4), for the k steps at once:
+
+    θ̄ ← dᵏ θ̄ + (1 − dᵏ) θ,   at t = k, 2k, 3k, …
+
+θ̄ starts as the initial θ. The second term of the min makes the average forget its start:
+early on it spans about the last tenth of the steps, later about 1/(1 − ema) steps (1,000 for
+0.999), so reading θ at every 4th of them changes nothing measurable while it costs a quarter
+(every step: 8 % of a 784-800-800-10 step at batch 128). θ is the point the rule moves; θ̄
+is the network that is validated, saved and used (``model``): the rule's noise at a high
+learning rate averages out, so θ̄ is the better network through most of a run (+0.3–0.5 %
+validation accuracy on MNIST in the first ten epochs of the mnist preset). It is computed
+block by block right after the rule, while the block of θ is still in cache. The state then
+also holds ``t`` and θ itself (``theta_W1`` …): a checkpoint's W1..WL, b1..bL are θ̄, and a
+resumed run puts θ back from the state.
+
 Keeping v as the sum of gradients (not of steps) means a schedule that changes η changes the
 step at once, which is what the schedules below assume.
 
@@ -41,23 +59,32 @@ import math
 import numpy as np
 
 from mlpcli.nn import kernels
-from mlpcli.nn.network import views
+from mlpcli.nn.network import Network, views
 from mlpcli.errors import CheckpointError, ConfigError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+EMA_EVERY = 4  # steps between updates of the weights' moving average (training.ema)
 SCHEDULES = ("constant", "step", "cosine")
 
 
 class Optimizer:
-    """Plain gradient descent; subclasses add state. ``step`` updates the network in place."""
+    """Plain gradient descent; subclasses add state. ``step`` updates the network in place.
+
+    ``ema`` (a decay in [0, 1), or None): also keep θ̄, the moving average of θ (see the
+    module's docstring), as the network ``model``; without it ``model`` is ``network``."""
 
     name = "sgd"
     slots: tuple[str, ...] = ()  # state vectors, e.g. ("v",); checkpoints name v_W1, v_b1, …
 
-    def __init__(self, network):
+    def __init__(self, network, ema: float | None = None):
         self.network, self.dtype = network, network.dtype
         self.vectors = {slot: np.zeros_like(network.theta) for slot in self.slots}
         self.state: dict[str, np.ndarray] = {}  # named views of the vectors (checkpoints)
+        self.ema, self.model = ema, network
+        if ema is not None:  # θ̄ starts as θ; the state holds θ itself (a checkpoint's W is θ̄)
+            self.model = Network(network.W, network.b, network.activations, network.output, network.cost)
+            self.vectors["theta"] = network.theta
+            self.state["t"] = np.zeros((), dtype=np.int64)
         names = [f"W{l}" for l in range(1, network.L + 1)] + [f"b{l}" for l in range(1, network.L + 1)]
         for slot, vector in self.vectors.items():
             for name, view in zip(names, views(vector, network.shapes)):
@@ -65,21 +92,34 @@ class Optimizer:
         size, n_weights = network.theta.size, network.n_weights
         slices = kernels.blocks(n_weights) + kernels.blocks(size, n_weights)
         tmp = np.empty(max(b.stop - b.start for b in slices), dtype=self.dtype)
-        # (θ, g, t, *state) of each block and whether it holds weights, made once: the vectors never move
+        # (θ, g, t, *state) of each block, θ̄'s block and whether it holds weights, made once:
+        # the vectors never move
         self._blocks = [((network.theta[b], network.grad[b], tmp[: b.stop - b.start],
-                          *(self.vectors[slot][b] for slot in self.slots)), b.stop <= n_weights)
+                          *(self.vectors[slot][b] for slot in self.slots)), self.model.theta[b],
+                         b.stop <= n_weights)
                         for b in slices]
 
     def step(self, learning_rate: float, decay: float = 0.0) -> None:
         """One update of every parameter from g = ``network.grad`` + decay·W (decay = λ/n: the
-        L2 term of ∂J/∂W; biases are not regularized)."""
-        self._run(self.dtype.type(learning_rate), self.dtype.type(decay))
+        L2 term of ∂J/∂W; biases are not regularized), then of θ̄ if averaging."""
+        if "t" in self.state:
+            self.state["t"] += 1  # steps so far, this one included
+        self._run(self.rate(learning_rate), self.dtype.type(decay))
+
+    def rate(self, learning_rate: float):
+        """The step size the rule multiplies by, in the network's dtype (adam's corrects it)."""
+        return self.dtype.type(learning_rate)
 
     def _run(self, lr, decay) -> None:
-        for (p, g, t, *state), weights in self._blocks:
+        keep, steps = None, int(self.state["t"]) if self.ema is not None else 0
+        if steps and steps % EMA_EVERY == 0:  # 1 − dᵏ, d = min(ema, (1 + t)/(10 + t)), t = steps so far
+            keep = self.dtype.type(1 - min(self.ema, (1 + steps) / (10 + steps)) ** EMA_EVERY)
+        for (p, g, t, *state), average, weights in self._blocks:
             if decay and weights:
                 self.weight_decay(lr, decay, p, g, t)
             self.update(lr, p, g, t, *state)
+            if keep is not None:  # θ̄ ← θ̄ − (1 − dᵏ)(θ̄ − θ) = dᵏ θ̄ + (1 − dᵏ) θ
+                np.subtract(average, np.multiply(np.subtract(average, p, out=t), keep, out=t), out=average)
 
     def weight_decay(self, lr, decay, p, g, t) -> None:
         """The L2 term of one block of weights, before the rule: g ← g + (λ/n) W."""
@@ -129,8 +169,8 @@ class Momentum(Optimizer):
     name = "momentum"
     slots = ("v",)
 
-    def __init__(self, network, momentum: float = 0.9):
-        super().__init__(network)
+    def __init__(self, network, momentum: float = 0.9, ema: float | None = None):
+        super().__init__(network, ema)
         self.mu = self.dtype.type(momentum)
 
     def update(self, lr, p, g, t, v):
@@ -153,22 +193,22 @@ class Adam(Optimizer):
     name = "adam"
     slots = ("m", "s")
 
-    def __init__(self, network, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        super().__init__(network)
+    def __init__(self, network, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 ema: float | None = None):
+        super().__init__(network, ema)
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.b1, self.b2 = self.dtype.type(beta1), self.dtype.type(beta2)
         self.one_b1, self.one_b2 = self.dtype.type(1) - self.b1, self.dtype.type(1) - self.b2
         self.eps = self.dtype.type(eps)
-        self.state["t"] = np.zeros((), dtype=np.int64)
+        self.state["t"] = np.zeros((), dtype=np.int64)  # steps so far (step counts them)
 
-    def step(self, learning_rate, decay=0.0):
-        self.state["t"] += 1
+    def rate(self, learning_rate):
         t = int(self.state["t"])
         # Bias corrections in float64 once per step, then the dtype for the arrays:
         # η m̂ / (√ŝ + ε) = (η c1) m / (√s c2 + ε), c1 = 1/(1−β1ᵗ), c2 = 1/√(1−β2ᵗ)
         self.c1 = self.dtype.type(1 / (1 - self.beta1**t))
         self.c2 = self.dtype.type(1 / math.sqrt(1 - self.beta2**t))
-        self._run(self.dtype.type(learning_rate) * self.c1, self.dtype.type(decay))
+        return self.dtype.type(learning_rate) * self.c1
 
     def update(self, lr_c1, p, g, t, m, s):
         np.multiply(m, self.b1, out=m)  # m ← β1 m + (1 − β1) g
@@ -185,16 +225,16 @@ class Adam(Optimizer):
 
 def make_optimizer(network, training) -> Optimizer:
     """The optimizer a ``TrainingConfig`` names, for ``network``."""
-    name = training.optimizer
+    name, ema = training.optimizer, getattr(training, "ema", None)
     if name == "sgd":
-        return SGD(network)
+        return SGD(network, ema)
     if name == "momentum":
-        return Momentum(network, training.momentum)
+        return Momentum(network, training.momentum, ema)
     if name == "nesterov":
-        return Nesterov(network, training.momentum)
+        return Nesterov(network, training.momentum, ema)
     if name == "adam":
         a = training.adam
-        return Adam(network, a.beta1, a.beta2, a.eps)
+        return Adam(network, a.beta1, a.beta2, a.eps, ema)
     raise ConfigError(
         f"unknown training.optimizer {name!r}", f"choose one of: {', '.join(OPTIMIZERS)}"
     )

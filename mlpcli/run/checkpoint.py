@@ -418,13 +418,30 @@ def check_meta(path: Path, meta: dict, config) -> None:
                    f"(one per output of model.layers)")
 
 
+# Config keys added after checkpoints began, with the value that trains as mlpcli did before
+# them: a checkpoint whose config lacks one was written before it existed, and resumes (and
+# reports) as it was trained, not with the key's newer default.
+ADDED_KEYS = {("data", "augment", "clean_fraction"): 0.0, ("training", "ema"): None}
+
+
+def _with_added_keys(config: dict) -> dict:
+    config = json.loads(json.dumps(config))  # a deep copy
+    for *sections, key in ADDED_KEYS:
+        where = config
+        for section in sections:
+            where = where.get(section) if isinstance(where, dict) else None
+        if isinstance(where, dict) and key not in where:
+            where[key] = ADDED_KEYS[(*sections, key)]
+    return config
+
+
 def _read_config(path: Path, meta: dict):
     from mlpcli.run.config import config_from_dict
 
     if not isinstance(meta.get("config"), dict):
         raise _bad(path, "'meta' holds no config")
     try:
-        return config_from_dict(meta["config"], source=f"{path} (meta.config)")
+        return config_from_dict(_with_added_keys(meta["config"]), source=f"{path} (meta.config)")
     except MlpcliError as error:
         raise _bad(path, f"its config is invalid ({error.message})") from None
 

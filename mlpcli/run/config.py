@@ -193,6 +193,10 @@ class TrainingConfig:
     optimizer: str = key("nesterov", help="sgd, momentum, nesterov or adam")
     momentum: float = key(0.9, help="momentum coefficient in [0, 1) of momentum and nesterov")
     adam: AdamConfig = key(factory=AdamConfig, help="Adam's constants")
+    ema: float | None = key(0.999, help="weight averaging: θ̄, the moving average of the weights with decay "
+                            "d = min(ema, (1 + t)/(10 + t)) per step t (updated every 4th step: θ̄ ← d⁴ θ̄ + "
+                            "(1 − d⁴) θ), is what is validated, saved and evaluated; a decay in [0, 1) "
+                            "(0.999 averages about the last 1,000 steps); null = off")
     schedule: ScheduleConfig = key(factory=ScheduleConfig, help="how the learning rate changes from epoch "
                                    "to epoch")
     early_stopping: EarlyStoppingConfig | None = key(None, help="null = off; setting any of its keys turns "
@@ -438,6 +442,8 @@ def _validate_training(t: TrainingConfig, d: DataConfig, r: RegularizationConfig
     check.positive("training.learning_rate", t.learning_rate)
     check.choice("training.optimizer", t.optimizer, OPTIMIZERS)
     check.fraction("training.momentum", t.momentum)
+    if t.ema is not None:
+        check.fraction("training.ema", t.ema)
     check.fraction("training.adam.beta1", t.adam.beta1)
     check.fraction("training.adam.beta2", t.adam.beta2)
     check.positive("training.adam.eps", t.adam.eps)

@@ -87,7 +87,8 @@ class Silent:
 @dataclass
 class History:
     """What a call to ``fit`` did. ``epochs`` holds every metrics.jsonl row of the run;
-    ``network`` is the trained network after the last epoch; ``stopped`` says why the run
+    ``network`` is the trained network after the last epoch (with training.ema, the averaged
+    weights: what last.npz holds); ``stopped`` says why the run
     ended (``completed``, ``early_stopping``, ``stop_after``, or what a ``Progress`` asked);
     ``best_epoch`` and ``best_val_accuracy`` are None without a validation split.
     ``last_checkpoint`` and ``best_checkpoint`` are the paths of ``last.npz`` and
@@ -143,6 +144,12 @@ class Run:
     def epochs(self) -> int:
         return self.config.training.epochs
 
+    @property
+    def model(self) -> Network:
+        """The network that is validated and saved: ``network`` itself, or with
+        training.ema the moving average of its weights (``optimizer.model``)."""
+        return self.optimizer.model
+
 
 # --- start ----------------------------------------------------------------------------------------
 
@@ -197,6 +204,8 @@ def _resumed(resume, config, out_dir) -> Run:
     state = State(**{k: v for k, v in saved.meta.get("state", {}).items() if k in State.__dataclass_fields__})
     state.epoch = saved.epoch
     network = saved.network.astype(config.training.dtype, copy=False)
+    # With training.ema the file's weights are θ̄: the optimizer starts its average from them,
+    # then load_state_dict puts θ (its state's theta_W1 …) back into the network
     optimizer = make_optimizer(network, config.training)
     optimizer.load_state_dict(saved.optimizer_state)
     meta = {"init_from": saved.meta.get("init_from"), "n_train": saved.meta.get("n_train")}
@@ -316,7 +325,7 @@ def fit(run, splits, out_dir=None, *, stop_after: int | None = None, progress: P
                           "give a later epoch")
     progress = progress or Silent()
     _open(run, splits, progress)
-    history = History(run.dir, run.network, run.rows, "completed", run.state.best_epoch, run.state.best_val_accuracy)
+    history = History(run.dir, run.model, run.rows, "completed", run.state.best_epoch, run.state.best_val_accuracy)
     trainer = _Epochs(run, splits, progress)
     with terminate_as_interrupt():
         try:
@@ -370,7 +379,8 @@ def model_summary(run: Run, splits) -> str:
     net, t = run.network, run.config.training
     acts = "/".join(dict.fromkeys(net.activations)) or "none"
     return (f"model: {'-'.join(map(str, net.layers))} ({net.theta.size:,} parameters), {acts} → "
-            f"{net.output} + {net.cost}; {t.optimizer} lr {t.learning_rate:g}, batch {t.batch_size}, "
+            f"{net.output} + {net.cost}; {t.optimizer} lr {t.learning_rate:g}"
+            f"{f', ema {t.ema:g}' if t.ema is not None else ''}, batch {t.batch_size}, "
             f"{t.epochs} epochs, {net.dtype}; data: {len(splits.y_train):,} train, "
             f"{len(splits.y_val):,} validation")
 
@@ -420,7 +430,7 @@ def _commit(run: Run, metrics: dict) -> None:
     files = [(run.dir / METRICS_FILE, text_writer(metrics_text(run.rows + [metrics])))]
     if run.replacing:
         files.append((run.dir / CONFIG_FILE, text_writer(dump_yaml(run.config))))
-    write = checkpoint.writer(run.network, run.config, meta, opt_state)
+    write = checkpoint.writer(run.model, run.config, meta, opt_state)
     files += [(run.dir / BEST, write)] * improved + [(run.dir / LAST, write)]
     with signals_deferred():
         # metrics first, last.npz last: a crash between the renames leaves metrics.jsonl at
@@ -523,7 +533,7 @@ class _Epochs:
         # Overflow shows up as inf/NaN in the loss, which is checked: no warnings needed.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             train_loss, train_accuracy = self.train(lr, epoch + 1)
-            val = evaluate(run.network, splits.X_val, splits.y_val) if len(splits.y_val) else None
+            val = evaluate(run.model, splits.X_val, splits.y_val) if len(splits.y_val) else None
         if val is not None and not math.isfinite(val.loss):
             raise _Diverged(epoch + 1, val.loss, "the validation loss")
         return {
