@@ -207,8 +207,10 @@ def test_other_image_sizes_and_class_counts_train_and_evaluate(tmp_path):
 
 
 @pytest.mark.parametrize("layers, expected, hint", [
-    ("[784,8,3]", "model.layers starts at 784, but the data has 64 inputs (8×8 pixels)", "[64, …, 3]"),
-    ("[64,8,10]", "model.layers ends at 10, but the data has 3 classes", "[64, …, 3]"),
+    ("[784,8,3]", "model.layers starts at 784, but the input layer must equal the data's pixels: 64 (8×8)",
+     "--set model.layers=[64,8,3]"),
+    ("[64,8,10]", "model.layers ends at 10, but the output layer must equal the data's classes: 3",
+     "--set model.layers=[64,8,3]"),
 ])
 def test_the_layers_must_fit_the_data_with_the_right_numbers(tmp_path, layers, expected, hint):
     config = tiny(small_csv(tmp_path), f"model.layers={layers}", "data.augment.shift=0", "data.augment.rotate=0", "data.augment.scale=0", "data.augment.elastic=null")

@@ -91,6 +91,16 @@ EQUATIONS: dict[str, Equation] = {
     "l2-sgd": Equation(
         r"w \leftarrow \Bigl(1 - \frac{\eta\lambda}{n}\Bigr) w - \eta\,\frac{\partial C}{\partial w}",
         (("optim.py", "np.multiply(p, self.dtype.type(1) - lr * decay, out=p)"),), "sgd with L2 (Nielsen ch. 3)"),
+    "ema-decay": Equation(
+        r"d_t = \min\Bigl(\text{ema},\ \frac{1 + t}{10 + t}\Bigr) \quad\text{(the decay per step; applied as } d_t^{\,4}"
+        r"\text{ at every 4th step } t\text{)}",
+        (("optim.py", "keep = self.dtype.type(1 - min(self.ema, (1 + steps) / (10 + steps)) ** EMA_EVERY)"),),
+        "the decay"),
+    "ema-update": Equation(
+        r"\bar\theta \leftarrow d_t^{\,4}\,\bar\theta + \bigl(1 - d_t^{\,4}\bigr)\,\theta "
+        r"= \bar\theta - \bigl(1 - d_t^{\,4}\bigr)\bigl(\bar\theta - \theta\bigr)",
+        (("optim.py", "np.subtract(average, np.multiply(np.subtract(average, p, out=t), keep, out=t), out=average)"),),
+        "the average"),
     "d-sigmoid": Equation(r"\sigma'(z) = \sigma(z)\bigl(1 - \sigma(z)\bigr) = a(1 - a)",
                           (("functions.py", "def sigmoid_derivative"),), "σ′"),
     "d-tanh": Equation(r"\tanh'(z) = 1 - \tanh^2(z) = 1 - a^2", (("functions.py", "def tanh_derivative"),), "tanh′"),

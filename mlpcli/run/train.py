@@ -42,6 +42,7 @@ from mlpcli.run import checkpoint
 from mlpcli.nn import kernels
 from mlpcli.nn import functions as F
 from mlpcli.data.augment import augment, clean_epochs
+from mlpcli.data.splits import check_layers
 from mlpcli.run.config import config_to_dict, dump_yaml
 from mlpcli.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from mlpcli.nn.evaluate import evaluate
@@ -397,18 +398,10 @@ def _check_data(run: Run, splits) -> None:
 
 
 def _check_data_shape(config, splits) -> None:
-    """The input layer must be the images' h·w pixels and the output layer their K classes;
-    augmentation works on 28×28 images only."""
-    width, layers = splits.X_train.shape[1], config.model.layers
-    h, w = getattr(splits, "image_shape", (28, 28))
-    k = getattr(splits, "n_classes", None)
-    right = f"[{width}, …, {k if k is not None else layers[-1]}]"
-    if width != layers[0]:
-        raise ConfigError(f"model.layers starts at {layers[0]}, but the data has {width} inputs ({h}×{w} "
-                          f"pixels)", f"start the layers at {width}: --set model.layers={right}")
-    if k is not None and layers[-1] != k:
-        raise ConfigError(f"model.layers ends at {layers[-1]}, but the data has {k} classes",
-                          f"end the layers at {k}: --set model.layers={right}")
+    """The input layer must be the images' h·w pixels and the output layer their K classes
+    (``check_layers``); augmentation works on 28×28 images only."""
+    check_layers(splits, config.model.layers)
+    h, w = splits.image_shape
     aug = config.data.augment
     active = [key for key in ("shift", "flip", "rotate", "scale", "shear", "elastic") if getattr(aug, key, None)]
     if (h, w) != (28, 28) and active:
