@@ -38,7 +38,7 @@ early on it spans about the last tenth of the steps, later about 1/(1 − ema) s
 0.999), so reading θ at every 4th of them changes nothing measurable while it costs a quarter
 (every step: 8 % of a 784-800-800-10 step at batch 128). θ is the point the rule moves; θ̄
 is the network that is validated, saved and used (``model``): the rule's noise at a high
-learning rate averages out, so θ̄ is the better network through most of a run (+0.3–0.5 %
+learning rate averages out, so θ̄ is the better network through most of a run (+0.2–0.7 %
 validation accuracy on MNIST in the first ten epochs of the mnist preset). It is computed
 block by block right after the rule, while the block of θ is still in cache. The state then
 also holds ``t`` and θ itself (``theta_W1`` …): a checkpoint's W1..WL, b1..bL are θ̄, and a
