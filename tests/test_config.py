@@ -347,6 +347,8 @@ OUT_OF_RANGE = [
     ("training: {epochs: 0}\n", "training.epochs", ">= 1"),
     ("training: {momentum: 1.0}\n", "training.momentum", "[0, 1)"),
     ("training: {momentum: -0.1}\n", "training.momentum", "[0, 1)"),
+    ("training: {ema: 1.0}\n", "training.ema", "[0, 1)"),
+    ("training: {ema: -0.5}\n", "training.ema", "[0, 1)"),
     ("training: {adam: {beta1: 1}}\n", "training.adam.beta1", "[0, 1)"),
     ("training: {adam: {beta2: -0.5}}\n", "training.adam.beta2", "[0, 1)"),
     ("training: {adam: {eps: 0}}\n", "training.adam.eps", "> 0"),
