@@ -209,6 +209,15 @@ def fault_server():
 # Learnable synthetic data and tiny training runs (train / eval / checkpoint tests)
 
 
+def rewrite(src, dst, drop=(), **replace):
+    """Copy a checkpoint's arrays into ``dst``, without ``drop`` and with ``replace``."""
+    with np.load(src) as npz:
+        arrays = {k: npz[k] for k in npz.files if k not in drop}
+    arrays.update(replace)
+    np.savez(dst, **arrays)
+    return dst
+
+
 def write_idx_folder(folder: Path, X_train, y_train, X_test, y_test) -> Path:
     """The four raw IDX files of an MNIST-format data set (X uint8 (N, 784), y uint8 (N,))."""
     folder.mkdir(parents=True, exist_ok=True)

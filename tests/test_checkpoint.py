@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import rewrite
+
 from mlpcli.run import checkpoint
 from mlpcli.nn import kernels
 from mlpcli.cli import cli
@@ -42,15 +44,6 @@ def trained_state(network, config):
     network.backward(Z, A, Y, None, ws)
     optimizer.step(0.01, 1.0 / 20)
     return optimizer.state_dict()
-
-
-def rewrite(src, dst, drop=(), **replace):
-    """Copy a checkpoint's arrays into ``dst``, without ``drop`` and with ``replace``."""
-    with np.load(src) as npz:
-        arrays = {k: npz[k] for k in npz.files if k not in drop}
-    arrays.update(replace)
-    np.savez(dst, **arrays)
-    return dst
 
 
 @pytest.fixture

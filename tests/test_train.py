@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import rewrite
+
 from mlpcli.run import checkpoint
 from mlpcli.cli import cli
 from mlpcli.run.config import load_config
@@ -157,12 +159,9 @@ def test_a_checkpoint_from_before_ema_and_clean_fraction_resumes_as_it_was_train
     whole = fit(config, splits, tmp_path / "whole")
     fit(config, splits, tmp_path / "old", stop_after=1)
     path = tmp_path / "old" / "last.npz"
-    with np.load(path) as f:
-        arrays = dict(f)
-    meta = json.loads(str(arrays["meta"]))
+    meta = checkpoint.read_meta(path)
     del meta["config"]["training"]["ema"], meta["config"]["data"]["augment"]["clean_fraction"]
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(path, **arrays)
+    rewrite(path, path, meta=np.array(json.dumps(meta)))
     old = checkpoint.load(path)
     assert old.config.training.ema is None and old.config.data.augment.clean_fraction == 0
     resumed = fit(start(None, resume=path), splits)

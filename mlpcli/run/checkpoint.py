@@ -17,6 +17,7 @@ any array is allocated; any problem is a ``CheckpointError`` that says what is w
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import zipfile
@@ -425,13 +426,13 @@ ADDED_KEYS = {("data", "augment", "clean_fraction"): 0.0, ("training", "ema"): N
 
 
 def _with_added_keys(config: dict) -> dict:
-    config = json.loads(json.dumps(config))  # a deep copy
-    for *sections, key in ADDED_KEYS:
+    config = copy.deepcopy(config)
+    for (*sections, key), value in ADDED_KEYS.items():
         where = config
         for section in sections:
             where = where.get(section) if isinstance(where, dict) else None
-        if isinstance(where, dict) and key not in where:
-            where[key] = ADDED_KEYS[(*sections, key)]
+        if isinstance(where, dict):
+            where.setdefault(key, value)
     return config
 
 
